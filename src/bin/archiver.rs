@@ -1,0 +1,41 @@
+//! Lambda bootstrap of the archiver (S3 ObjectCreated notifications for `callback.json`).
+
+use std::sync::Arc;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use mj_archive::archive::Archiver;
+use mj_archive::archiver_event::{deadline_instant, handle_event};
+use mj_archive::config::{ArchiverConfig, Env, or_exit, s3_client_from_env};
+use mj_archive::metrics::Metrics;
+use mj_archive::provider::ProviderClient;
+use mj_archive::report::error_chain;
+use mj_archive::store::Store;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+
+    let config = or_exit(ArchiverConfig::from_env(&Env::process()));
+    let client = or_exit(s3_client_from_env(None).await);
+    let provider = config.provider.clone().map(ProviderClient::new).transpose()?;
+    let archiver = Arc::new(Archiver::new(
+        Store::new(client, config.storage.bucket.clone()),
+        config.storage.layout.clone(),
+        config.limits,
+        config.transfer,
+        config.sources.clone(),
+        provider,
+        Metrics::from_lambda_env(),
+    )?);
+
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let archiver = archiver.clone();
+        async move {
+            let deadline = deadline_instant(event.context.deadline());
+            handle_event(&archiver, event.payload, deadline)
+                .await
+                .map_err(|err| lambda_runtime::Error::from(error_chain(&err)))
+        }
+    }))
+    .await
+}
