@@ -19,7 +19,9 @@ use crate::callback::{Callback, CallbackError, CallbackLimits};
 use crate::config::TransferConfig;
 use crate::fetch::{FetchError, Fetcher};
 use crate::keys::KeyLayout;
-use crate::manifest::{ArchiveStatus, FailureKind, Manifest, ResultEntry, ResultFailure, now_rfc3339};
+use crate::manifest::{
+    now_rfc3339, ArchiveStatus, FailureKind, Manifest, ResultEntry, ResultFailure,
+};
 use crate::media_type::{self, Declared, SNIFF_LEN};
 use crate::metrics::Metrics;
 use crate::provider::ProviderClient;
@@ -215,7 +217,10 @@ impl Archiver {
         };
 
         let previous = self.read_manifest(task_id).await.map_err(store_error)?;
-        if let Some(previous) = previous.as_ref().filter(|m| m.status.is_settled() && !options.force) {
+        if let Some(previous) = previous
+            .as_ref()
+            .filter(|m| m.status.is_settled() && !options.force)
+        {
             tracing::info!(task_id = %task_id, status = ?previous.status, "task already archived; nothing to do");
             return Ok(previous.clone());
         }
@@ -234,7 +239,9 @@ impl Archiver {
 
         if !callback.is_success() {
             manifest.status = ArchiveStatus::ProviderFailed;
-            self.write_manifest(task_id, &manifest).await.map_err(store_error)?;
+            self.write_manifest(task_id, &manifest)
+                .await
+                .map_err(store_error)?;
             tracing::info!(task_id = %task_id, code = callback.code, "provider reported a failed task; manifest written");
             self.metrics.task_settled(&manifest, started.elapsed());
             return Ok(manifest);
@@ -249,7 +256,9 @@ impl Archiver {
         let mut slots: Vec<Option<ResultEntry>> = vec![None; callback.result_urls.len()];
         let results = futures::stream::iter(callback.result_urls.iter().enumerate())
             .map(|(index, url)| {
-                let previous = previous_results.iter().find(|r| r.index == index && r.source_url == *url);
+                let previous = previous_results
+                    .iter()
+                    .find(|r| r.index == index && r.source_url == *url);
                 let confirmed = confirmed.as_ref().map(|set| set.contains(url.as_str()));
                 async move {
                     let entry = self
@@ -267,14 +276,18 @@ impl Archiver {
             if slots.len() > 1 && slots.iter().any(Option::is_none) {
                 manifest.results = slots.iter().flatten().cloned().collect();
                 manifest.updated_at = now_rfc3339();
-                self.write_manifest(task_id, &manifest).await.map_err(store_error)?;
+                self.write_manifest(task_id, &manifest)
+                    .await
+                    .map_err(store_error)?;
             }
         }
 
         manifest.results = slots.into_iter().flatten().collect();
         manifest.status = Manifest::settle_status(&manifest.results);
         manifest.updated_at = now_rfc3339();
-        self.write_manifest(task_id, &manifest).await.map_err(store_error)?;
+        self.write_manifest(task_id, &manifest)
+            .await
+            .map_err(store_error)?;
         self.metrics.task_settled(&manifest, started.elapsed());
 
         let pending = manifest
@@ -303,7 +316,10 @@ impl Archiver {
     /// The URLs the provider's API lists for the task, when a provider API
     /// key is configured; the signature does not cover the body, so this is
     /// the only check that the URLs are the provider's.
-    async fn confirmed_urls(&self, callback: &Callback) -> Result<Option<HashSet<String>>, ArchiveError> {
+    async fn confirmed_urls(
+        &self,
+        callback: &Callback,
+    ) -> Result<Option<HashSet<String>>, ArchiveError> {
         let Some(provider) = &self.provider else {
             return Ok(None);
         };
@@ -317,7 +333,11 @@ impl Archiver {
         Ok(Some(details.result_urls.into_iter().collect()))
     }
 
-    async fn write_manifest(&self, task_id: &TaskId, manifest: &Manifest) -> Result<(), StoreError> {
+    async fn write_manifest(
+        &self,
+        task_id: &TaskId,
+        manifest: &Manifest,
+    ) -> Result<(), StoreError> {
         let key = self.layout.manifest_key(task_id);
         // Serializing plain structs with string keys cannot fail.
         let body = serde_json::to_vec_pretty(manifest).expect("a manifest always serializes");
@@ -346,13 +366,19 @@ impl Archiver {
                 }
                 Ok(false) => {}
                 Err(err) => {
-                    return ResultEntry::failed(index, url, FailureKind::Storage, error_chain(&err));
+                    return ResultEntry::failed(
+                        index,
+                        url,
+                        FailureKind::Storage,
+                        error_chain(&err),
+                    );
                 }
             }
         }
 
         if confirmed == Some(false) {
-            let message = "the provider's task details do not list this URL; it was not fetched".to_owned();
+            let message =
+                "the provider's task details do not list this URL; it was not fetched".to_owned();
             tracing::warn!(task_id = %task_id, index, "result URL not confirmed by the provider");
             return ResultEntry::failed(index, url, FailureKind::NotConfirmed, message);
         }
@@ -383,7 +409,10 @@ impl Archiver {
             };
 
             let retry = failure.kind.is_retryable() && failure.kind != FailureKind::Deadline;
-            match delays.next().filter(|delay| retry && Instant::now() + *delay < deadline) {
+            match delays
+                .next()
+                .filter(|delay| retry && Instant::now() + *delay < deadline)
+            {
                 Some(delay) => {
                     tracing::warn!(
                         task_id = %task_id,
@@ -422,7 +451,12 @@ impl Archiver {
     ) -> Result<ResultEntry, ResultFailure> {
         let url = self.fetcher.policy().check_url(raw_url).map_err(refused)?;
         let response = match tokio::time::timeout_at(deadline, self.fetcher.get(&url)).await {
-            Err(_) => return Err(failure(FailureKind::Deadline, "deadline reached before the source answered")),
+            Err(_) => {
+                return Err(failure(
+                    FailureKind::Deadline,
+                    "deadline reached before the source answered",
+                ))
+            }
             Ok(result) => result.map_err(fetch_failure)?,
         };
 
@@ -454,7 +488,12 @@ impl Archiver {
         let mut head = BytesMut::new();
         while head.len() < SNIFF_LEN {
             match tokio::time::timeout_at(deadline, body.next()).await {
-                Err(_) => return Err(failure(FailureKind::Deadline, "deadline reached while reading the source")),
+                Err(_) => {
+                    return Err(failure(
+                        FailureKind::Deadline,
+                        "deadline reached while reading the source",
+                    ))
+                }
                 Ok(None) => break,
                 Ok(Some(Ok(chunk))) => head.extend_from_slice(&chunk),
                 Ok(Some(Err(err))) => {
@@ -479,7 +518,10 @@ impl Archiver {
         let key = self.layout.result_key(task_id, index, &media.ext);
         let attributes = ObjectAttributes {
             content_type: media.mime.clone(),
-            content_disposition: Some(format!("attachment; filename=\"{task_id}-{index}.{}\"", media.ext)),
+            content_disposition: Some(format!(
+                "attachment; filename=\"{task_id}-{index}.{}\"",
+                media.ext
+            )),
             metadata: vec![
                 ("task-id".into(), task_id.to_string()),
                 ("result-index".into(), index.to_string()),
@@ -489,7 +531,14 @@ impl Archiver {
 
         let uploaded = self
             .uploader
-            .upload(&key, &attributes, declared_len, head.freeze(), body, deadline)
+            .upload(
+                &key,
+                &attributes,
+                declared_len,
+                head.freeze(),
+                body,
+                deadline,
+            )
             .await
             .map_err(upload_failure)?;
 
@@ -523,9 +572,10 @@ fn refused(err: SourceError) -> ResultFailure {
 fn fetch_failure(err: FetchError) -> ResultFailure {
     match err {
         FetchError::Refused(refusal) => refused(refusal),
-        FetchError::Status { status } if !err.is_transient() => {
-            failure(FailureKind::HttpStatus, format!("the source answered HTTP {status}"))
-        }
+        FetchError::Status { status } if !err.is_transient() => failure(
+            FailureKind::HttpStatus,
+            format!("the source answered HTTP {status}"),
+        ),
         FetchError::Redirect(_) => failure(FailureKind::Refused, error_chain(&err)),
         _ => failure(FailureKind::Transient, error_chain(&err)),
     }

@@ -132,8 +132,7 @@ impl Callback {
     pub fn prompt(&self) -> Option<serde_json::Value> {
         let raw = self.prompt_json.as_deref()?;
         Some(
-            serde_json::from_str(raw)
-                .unwrap_or_else(|_| serde_json::Value::String(raw.to_owned())),
+            serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_owned())),
         )
     }
 }
@@ -191,11 +190,26 @@ mod tests {
         };
 
         let err = Callback::parse(SUCCESS.as_bytes(), limits).unwrap_err();
-        assert!(matches!(err, CallbackError::TooManyResultUrls { count: 2, max: 1, .. }));
+        assert!(matches!(
+            err,
+            CallbackError::TooManyResultUrls {
+                count: 2,
+                max: 1,
+                ..
+            }
+        ));
 
         let body = r#"{"code":200,"data":{"taskId":"t","resultUrls":["https://cdn.example.com/a/very/long/path.png"]}}"#;
         let err = Callback::parse(body.as_bytes(), limits).unwrap_err();
-        assert!(matches!(err, CallbackError::UrlTooLong { index: 0, len: 44, max: 30, .. }));
+        assert!(matches!(
+            err,
+            CallbackError::UrlTooLong {
+                index: 0,
+                len: 44,
+                max: 30,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -212,7 +226,10 @@ mod tests {
             r#"{"code":200,"data":{"taskId":"t","taskId":"u"}}"#,
         ] {
             let err = Callback::parse(body.as_bytes(), CallbackLimits::default()).unwrap_err();
-            assert!(matches!(err, CallbackError::InvalidJson(_)), "{body}: {err}");
+            assert!(
+                matches!(err, CallbackError::InvalidJson(_)),
+                "{body}: {err}"
+            );
         }
     }
 

@@ -86,7 +86,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// An integer in `min..=max`, or `default` when unset.
-    pub fn number<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    pub fn number<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        min: T,
+        max: T,
+    ) -> Result<T, ConfigError>
     where
         T: FromStr + PartialOrd + Copy + std::fmt::Display,
     {
@@ -104,8 +110,15 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
-    fn millis(&self, name: &'static str, default: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
-        self.number(name, default, min, max).map(Duration::from_millis)
+    fn millis(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.number(name, default, min, max)
+            .map(Duration::from_millis)
     }
 }
 
@@ -138,7 +151,9 @@ impl StorageConfig {
     }
 }
 
-fn callback_limits<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<CallbackLimits, ConfigError> {
+fn callback_limits<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<CallbackLimits, ConfigError> {
     let defaults = CallbackLimits::default();
     Ok(CallbackLimits {
         max_result_urls: env.number("MAX_RESULT_URLS", defaults.max_result_urls, 1, 1000)?,
@@ -252,8 +267,18 @@ impl TransferConfig {
             )? as usize,
             max_buffered_parts: env.number("MAX_BUFFERED_PARTS", d.max_buffered_parts, 1, 64)?,
             result_concurrency: env.number("RESULT_CONCURRENCY", d.result_concurrency, 1, 64)?,
-            max_result_bytes: env.number("MAX_RESULT_BYTES", d.max_result_bytes, 1, 10_000 * S3_MAX_PART_SIZE)?,
-            connect_timeout: env.millis("CONNECT_TIMEOUT_MS", ms(d.connect_timeout), 100, 60_000)?,
+            max_result_bytes: env.number(
+                "MAX_RESULT_BYTES",
+                d.max_result_bytes,
+                1,
+                10_000 * S3_MAX_PART_SIZE,
+            )?,
+            connect_timeout: env.millis(
+                "CONNECT_TIMEOUT_MS",
+                ms(d.connect_timeout),
+                100,
+                60_000,
+            )?,
             read_timeout: env.millis("READ_TIMEOUT_MS", ms(d.read_timeout), 100, 900_000)?,
             max_redirects: env.number("MAX_REDIRECTS", d.max_redirects, 0, 10)?,
             retry: RetryConfig {
@@ -278,7 +303,9 @@ impl ProviderConfig {
     pub const DEFAULT_BASE_URL: &'static str = "https://api.kie.ai";
 
     /// Returns `None` when `PROVIDER_API_KEY` is unset.
-    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Self>, ConfigError> {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+    ) -> Result<Option<Self>, ConfigError> {
         let Some(api_key) = env.secret("PROVIDER_API_KEY") else {
             return Ok(None);
         };
@@ -382,8 +409,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_variable_value_and_range() {
-        let err = ArchiverConfig::from_env(&env(&[("BUCKET_NAME", "b-1"), ("PART_SIZE_BYTES", "1024")]))
-            .unwrap_err();
+        let err =
+            ArchiverConfig::from_env(&env(&[("BUCKET_NAME", "b-1"), ("PART_SIZE_BYTES", "1024")]))
+                .unwrap_err();
         assert_eq!(err.variable, "PART_SIZE_BYTES");
         assert_eq!(err.value, "1024");
         assert_eq!(
@@ -391,11 +419,15 @@ mod tests {
             "invalid PART_SIZE_BYTES=\"1024\": expected an integer from 5242880 to 536870912 (default 8388608)"
         );
 
-        let err = ArchiverConfig::from_env(&env(&[("BUCKET_NAME", "b-1"), ("ALLOW_PRIVATE_SOURCES", "maybe")]))
-            .unwrap_err();
+        let err = ArchiverConfig::from_env(&env(&[
+            ("BUCKET_NAME", "b-1"),
+            ("ALLOW_PRIVATE_SOURCES", "maybe"),
+        ]))
+        .unwrap_err();
         assert_eq!(err.variable, "ALLOW_PRIVATE_SOURCES");
 
-        let err = ReceiverConfig::from_env(&env(&[("BUCKET_NAME", "b-1"), ("KEY_PREFIX", "mj")])).unwrap_err();
+        let err = ReceiverConfig::from_env(&env(&[("BUCKET_NAME", "b-1"), ("KEY_PREFIX", "mj")]))
+            .unwrap_err();
         assert_eq!(err.variable, "KEY_PREFIX");
     }
 

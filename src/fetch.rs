@@ -98,7 +98,10 @@ impl Fetcher {
     /// Checks the URL, sends the GET and checks the status; the body is left
     /// to stream.
     pub async fn get(&self, url: &Url) -> Result<reqwest::Response, FetchError> {
-        let url = self.policy.check_url(url.as_str()).map_err(FetchError::Refused)?;
+        let url = self
+            .policy
+            .check_url(url.as_str())
+            .map_err(FetchError::Refused)?;
         let response = self
             .client
             .get(url)

@@ -102,9 +102,18 @@ mod tests {
         let layout = KeyLayout::new("midjourney/").unwrap();
         let id = task("mj_task_12345");
 
-        assert_eq!(layout.callback_key(&id), "midjourney/mj_task_12345/callback.json");
-        assert_eq!(layout.manifest_key(&id), "midjourney/mj_task_12345/manifest.json");
-        assert_eq!(layout.result_key(&id, 3, "png"), "midjourney/mj_task_12345/3.png");
+        assert_eq!(
+            layout.callback_key(&id),
+            "midjourney/mj_task_12345/callback.json"
+        );
+        assert_eq!(
+            layout.manifest_key(&id),
+            "midjourney/mj_task_12345/manifest.json"
+        );
+        assert_eq!(
+            layout.result_key(&id, 3, "png"),
+            "midjourney/mj_task_12345/3.png"
+        );
     }
 
     #[test]
@@ -120,10 +129,22 @@ mod tests {
             KeyLayout::new("midjourney"),
             Err(PrefixError::MissingTrailingSlash("midjourney".into()))
         );
-        assert_eq!(KeyLayout::new("/a/"), Err(PrefixError::LeadingSlash("/a/".into())));
-        assert_eq!(KeyLayout::new("a//"), Err(PrefixError::BadSegment("a//".into())));
-        assert_eq!(KeyLayout::new("a/../"), Err(PrefixError::BadSegment("a/../".into())));
-        assert_eq!(KeyLayout::new(&"a".repeat(513)), Err(PrefixError::TooLong(513)));
+        assert_eq!(
+            KeyLayout::new("/a/"),
+            Err(PrefixError::LeadingSlash("/a/".into()))
+        );
+        assert_eq!(
+            KeyLayout::new("a//"),
+            Err(PrefixError::BadSegment("a//".into()))
+        );
+        assert_eq!(
+            KeyLayout::new("a/../"),
+            Err(PrefixError::BadSegment("a/../".into()))
+        );
+        assert_eq!(
+            KeyLayout::new(&"a".repeat(513)),
+            Err(PrefixError::TooLong(513))
+        );
         assert!(KeyLayout::new("a b+c/x/").is_ok());
     }
 

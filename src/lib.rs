@@ -5,22 +5,23 @@
 //! every result into `{prefix}{taskId}/{index}.{ext}` and writes a manifest
 //! ([`archive`]). The `mj-archive` command recovers and browses tasks.
 
-pub mod callback;
-pub mod config;
-pub mod keys;
-pub mod report;
-pub mod secret;
-pub mod signature;
-pub mod source_guard;
-pub mod store;
-pub mod task_id;
 pub mod archive;
 pub mod archiver_event;
+pub mod callback;
+pub mod cli;
+pub mod config;
 pub mod fetch;
+pub mod keys;
 pub mod manifest;
 pub mod media_type;
 pub mod metrics;
 pub mod provider;
 pub mod receive;
+pub mod report;
 pub mod s3_event;
+pub mod secret;
+pub mod signature;
+pub mod source_guard;
+pub mod store;
+pub mod task_id;
 pub mod upload;

@@ -22,7 +22,10 @@ pub enum ArchiveStatus {
 impl ArchiveStatus {
     /// Whether a re-delivered event has nothing left to do.
     pub fn is_settled(self) -> bool {
-        matches!(self, Self::Complete | Self::CompleteWithErrors | Self::ProviderFailed)
+        matches!(
+            self,
+            Self::Complete | Self::CompleteWithErrors | Self::ProviderFailed
+        )
     }
 }
 
@@ -174,7 +177,13 @@ mod tests {
 
     #[test]
     fn serialized_field_names() {
-        let value = serde_json::to_value(ResultEntry::failed(0, "u", FailureKind::NotMedia, "m".into())).unwrap();
+        let value = serde_json::to_value(ResultEntry::failed(
+            0,
+            "u",
+            FailureKind::NotMedia,
+            "m".into(),
+        ))
+        .unwrap();
 
         assert_eq!(
             value,

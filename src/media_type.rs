@@ -136,17 +136,26 @@ mod tests {
     fn classify_variants() {
         assert_eq!(
             classify(Some("image/JPEG; charset=binary")),
-            Declared::Media { mime: "image/jpeg".into() }
+            Declared::Media {
+                mime: "image/jpeg".into()
+            }
         );
         assert_eq!(classify(None), Declared::Unknown);
-        assert_eq!(classify(Some("application/octet-stream")), Declared::Unknown);
+        assert_eq!(
+            classify(Some("application/octet-stream")),
+            Declared::Unknown
+        );
         assert_eq!(
             classify(Some("text/html; charset=utf-8")),
-            Declared::Rejected { mime: "text/html".into() }
+            Declared::Rejected {
+                mime: "text/html".into()
+            }
         );
         assert_eq!(
             classify(Some("image/")),
-            Declared::Rejected { mime: "image/".into() }
+            Declared::Rejected {
+                mime: "image/".into()
+            }
         );
     }
 
@@ -154,23 +163,55 @@ mod tests {
     fn extension_precedence() {
         let media = |mime: &str| Declared::Media { mime: mime.into() };
 
-        assert_eq!(resolve(&media("image/jpeg"), &url("https://h/x.jpg"), JPEG).unwrap().ext, "jpeg");
-        assert_eq!(resolve(&media("image/x-custom"), &url("https://h/x.ICO"), PNG).unwrap().ext, "ico");
-        assert_eq!(resolve(&media("image/x-custom"), &url("https://h/x"), PNG).unwrap().ext, "png");
-        assert_eq!(resolve(&media("image/x-custom"), &url("https://h/x"), b"??").unwrap().ext, "bin");
+        assert_eq!(
+            resolve(&media("image/jpeg"), &url("https://h/x.jpg"), JPEG)
+                .unwrap()
+                .ext,
+            "jpeg"
+        );
+        assert_eq!(
+            resolve(&media("image/x-custom"), &url("https://h/x.ICO"), PNG)
+                .unwrap()
+                .ext,
+            "ico"
+        );
+        assert_eq!(
+            resolve(&media("image/x-custom"), &url("https://h/x"), PNG)
+                .unwrap()
+                .ext,
+            "png"
+        );
+        assert_eq!(
+            resolve(&media("image/x-custom"), &url("https://h/x"), b"??")
+                .unwrap()
+                .ext,
+            "bin"
+        );
     }
 
     #[test]
     fn unknown_type_sniffed() {
         let found = resolve(&Declared::Unknown, &url("https://h/x.bin"), PNG).unwrap();
 
-        assert_eq!(found, MediaType { mime: "image/png".into(), ext: "png".into() });
-        assert_eq!(resolve(&Declared::Unknown, &url("https://h/x.png"), b"<html>"), None);
+        assert_eq!(
+            found,
+            MediaType {
+                mime: "image/png".into(),
+                ext: "png".into()
+            }
+        );
+        assert_eq!(
+            resolve(&Declared::Unknown, &url("https://h/x.png"), b"<html>"),
+            None
+        );
     }
 
     #[test]
     fn url_extension_rules() {
-        assert_eq!(ext_from_url(&url("https://h/a/x_0_0.jpeg?sig=1")), Some("jpeg".into()));
+        assert_eq!(
+            ext_from_url(&url("https://h/a/x_0_0.jpeg?sig=1")),
+            Some("jpeg".into())
+        );
         assert_eq!(ext_from_url(&url("https://h/a/x")), None);
         assert_eq!(ext_from_url(&url("https://h/a/x.toolongext")), None);
         assert_eq!(ext_from_url(&url("https://h/a/x.p%20g")), None);

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value, json};
+use serde_json::{json, Map, Value};
 
 use crate::manifest::{ArchiveStatus, Manifest, ResultEntry};
 
@@ -26,13 +26,18 @@ impl Metrics {
     /// Enabled when running in Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set).
     pub fn from_lambda_env() -> Self {
         Self {
-            function: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().filter(|v| !v.is_empty()),
+            function: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+                .ok()
+                .filter(|v| !v.is_empty()),
         }
     }
 
     /// Builds the EMF document for `values` (name, value, unit).
     pub fn document(function: &str, values: &[(&str, f64, &str)], now: SystemTime) -> Value {
-        let timestamp = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64;
+        let timestamp = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64;
         let definitions: Vec<Value> = values
             .iter()
             .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
@@ -67,7 +72,11 @@ impl Metrics {
     pub fn callback_received(&self, duplicate: bool) {
         self.emit(&[
             ("CallbacksReceived", 1.0, "Count"),
-            ("CallbacksDuplicate", f64::from(u8::from(duplicate)), "Count"),
+            (
+                "CallbacksDuplicate",
+                f64::from(u8::from(duplicate)),
+                "Count",
+            ),
         ]);
     }
 
@@ -75,8 +84,16 @@ impl Metrics {
     pub fn callback_rejected(&self, status: u16) {
         let server_error = status >= 500;
         self.emit(&[
-            ("CallbacksRejected", f64::from(u8::from(!server_error)), "Count"),
-            ("CallbacksFailed", f64::from(u8::from(server_error)), "Count"),
+            (
+                "CallbacksRejected",
+                f64::from(u8::from(!server_error)),
+                "Count",
+            ),
+            (
+                "CallbacksFailed",
+                f64::from(u8::from(server_error)),
+                "Count",
+            ),
         ]);
     }
 
@@ -92,7 +109,11 @@ impl Metrics {
     pub fn task_settled(&self, manifest: &Manifest, elapsed: Duration) {
         let incomplete = manifest.status == ArchiveStatus::Incomplete;
         self.emit(&[
-            ("ArchiveDuration", elapsed.as_secs_f64() * 1000.0, "Milliseconds"),
+            (
+                "ArchiveDuration",
+                elapsed.as_secs_f64() * 1000.0,
+                "Milliseconds",
+            ),
             ("TasksIncomplete", f64::from(u8::from(incomplete)), "Count"),
         ]);
     }
@@ -104,7 +125,11 @@ mod tests {
 
     #[test]
     fn document_shape() {
-        let document = Metrics::document("receiver", &[("CallbacksReceived", 1.0, "Count")], UNIX_EPOCH + Duration::from_millis(42));
+        let document = Metrics::document(
+            "receiver",
+            &[("CallbacksReceived", 1.0, "Count")],
+            UNIX_EPOCH + Duration::from_millis(42),
+        );
 
         assert_eq!(
             document,

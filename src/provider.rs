@@ -27,7 +27,11 @@ pub enum ProviderError {
     #[error("the provider's API answered HTTP {status} for task {task_id}")]
     Status { task_id: TaskId, status: u16 },
     #[error("the provider's API answered code {code} for task {task_id}: {msg}")]
-    Api { task_id: TaskId, code: i64, msg: String },
+    Api {
+        task_id: TaskId,
+        code: i64,
+        msg: String,
+    },
     #[error("the provider's answer for task {task_id} is not the expected JSON")]
     InvalidBody {
         task_id: TaskId,
@@ -134,7 +138,9 @@ impl ProviderClient {
     pub async fn task_details(&self, task_id: &TaskId) -> Result<TaskDetails, ProviderError> {
         let mut url = self.config.base_url.clone();
         url.set_path("/api/v1/mj/record-info");
-        url.query_pairs_mut().clear().append_pair("taskId", task_id.as_str());
+        url.query_pairs_mut()
+            .clear()
+            .append_pair("taskId", task_id.as_str());
 
         let request_error = |source| ProviderError::Request {
             task_id: task_id.clone(),
@@ -165,10 +171,11 @@ impl ProviderClient {
 
 /// Parses a record-info answer for `task_id`.
 pub fn parse_record_info(task_id: &TaskId, body: &[u8]) -> Result<TaskDetails, ProviderError> {
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|source| ProviderError::InvalidBody {
-        task_id: task_id.clone(),
-        source,
-    })?;
+    let envelope: Envelope =
+        serde_json::from_slice(body).map_err(|source| ProviderError::InvalidBody {
+            task_id: task_id.clone(),
+            source,
+        })?;
     if envelope.code == 401 {
         return Err(ProviderError::Unauthorized { status: 401 });
     }
@@ -226,17 +233,28 @@ mod tests {
         let details = parse_record_info(&task(), body).unwrap();
 
         assert_eq!(details.state, TaskState::Success);
-        assert_eq!(details.result_urls, vec!["https://h/a.png", "https://h/b.png"]);
+        assert_eq!(
+            details.result_urls,
+            vec!["https://h/a.png", "https://h/b.png"]
+        );
         assert_eq!(details.to_callback().code, 200);
-        assert_eq!(details.to_callback().prompt(), Some(serde_json::json!({"prompt": "p"})));
+        assert_eq!(
+            details.to_callback().prompt(),
+            Some(serde_json::json!({"prompt": "p"}))
+        );
     }
 
     #[test]
     fn states_and_errors() {
-        let generating = br#"{"code":200,"data":{"taskId":"mj_task_1","successFlag":0,"resultInfoJson":null}}"#;
-        assert_eq!(parse_record_info(&task(), generating).unwrap().state, TaskState::Generating);
+        let generating =
+            br#"{"code":200,"data":{"taskId":"mj_task_1","successFlag":0,"resultInfoJson":null}}"#;
+        assert_eq!(
+            parse_record_info(&task(), generating).unwrap().state,
+            TaskState::Generating
+        );
 
-        let failed = br#"{"code":200,"data":{"taskId":"mj_task_1","successFlag":3,"errorMessage":"nsfw"}}"#;
+        let failed =
+            br#"{"code":200,"data":{"taskId":"mj_task_1","successFlag":3,"errorMessage":"nsfw"}}"#;
         let details = parse_record_info(&task(), failed).unwrap();
         assert_eq!(details.state, TaskState::Failed { flag: 3 });
         assert_eq!(details.to_callback().code, 500);
@@ -247,7 +265,13 @@ mod tests {
             Err(ProviderError::Api { code: 422, .. })
         ));
         let other = br#"{"code":200,"data":{"taskId":"mj_task_2","successFlag":1}}"#;
-        assert!(matches!(parse_record_info(&task(), other), Err(ProviderError::WrongTask { .. })));
-        assert!(matches!(parse_record_info(&task(), b"<html>"), Err(ProviderError::InvalidBody { .. })));
+        assert!(matches!(
+            parse_record_info(&task(), other),
+            Err(ProviderError::WrongTask { .. })
+        ));
+        assert!(matches!(
+            parse_record_info(&task(), b"<html>"),
+            Err(ProviderError::InvalidBody { .. })
+        ));
     }
 }

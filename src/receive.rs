@@ -7,7 +7,7 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use lambda_http::http::{Method, StatusCode, header};
+use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -17,7 +17,7 @@ use crate::config::ReceiverConfig;
 use crate::metrics::Metrics;
 use crate::report::error_chain;
 use crate::secret::Secret;
-use crate::signature::{SIGNATURE_HEADER, SignatureError, SignatureVerifier, TIMESTAMP_HEADER};
+use crate::signature::{SignatureError, SignatureVerifier, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::store::{CreateOutcome, Store, StoreError};
 use crate::task_id::TaskId;
 
@@ -50,7 +50,9 @@ impl ReceiveError {
         match self {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::MissingToken | Self::InvalidToken | Self::Signature(_) => StatusCode::UNAUTHORIZED,
+            Self::MissingToken | Self::InvalidToken | Self::Signature(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::InvalidCallback(_) => StatusCode::BAD_REQUEST,
             Self::Store { source, .. } if source.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -161,7 +163,11 @@ impl Receiver {
     }
 
     /// Checks, parses and stores one callback.
-    pub async fn accept(&self, request: &Request, now: SystemTime) -> Result<Accepted, ReceiveError> {
+    pub async fn accept(
+        &self,
+        request: &Request,
+        now: SystemTime,
+    ) -> Result<Accepted, ReceiveError> {
         if request.method() != Method::POST {
             return Err(ReceiveError::MethodNotAllowed(request.method().clone()));
         }
@@ -188,10 +194,16 @@ impl Receiver {
             }
         }
 
-        let callback = Callback::parse(body, self.config.limits).map_err(ReceiveError::InvalidCallback)?;
+        let callback =
+            Callback::parse(body, self.config.limits).map_err(ReceiveError::InvalidCallback)?;
         if let Some(verifier) = &self.verifier {
             verifier
-                .verify(callback.task_id.as_str(), signature_headers.0, signature_headers.1, now)
+                .verify(
+                    callback.task_id.as_str(),
+                    signature_headers.0,
+                    signature_headers.1,
+                    now,
+                )
                 .map_err(ReceiveError::Signature)?;
         }
 

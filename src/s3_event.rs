@@ -53,7 +53,10 @@ mod tests {
 
     #[test]
     fn plus_is_space_and_percent_decoded() {
-        assert_eq!(decode_key("mid+journey%2Bx/t/callback.json").as_deref(), Some("mid journey+x/t/callback.json"));
+        assert_eq!(
+            decode_key("mid+journey%2Bx/t/callback.json").as_deref(),
+            Some("mid journey+x/t/callback.json")
+        );
         assert_eq!(decode_key("a%2"), Some("a%2".into()));
         assert_eq!(decode_key("%FF"), None);
     }

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -256,8 +256,12 @@ mod tests {
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            SignatureVerifier::new(Secret::new("other"), Tolerance::default())
-                .verify(TASK, Some("1700000000"), Some(EXPECTED), now),
+            SignatureVerifier::new(Secret::new("other"), Tolerance::default()).verify(
+                TASK,
+                Some("1700000000"),
+                Some(EXPECTED),
+                now
+            ),
             Err(SignatureError::Mismatch)
         );
     }

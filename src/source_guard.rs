@@ -131,16 +131,26 @@ impl SourcePolicy {
     }
 }
 
-fn env_list<F: Fn(&str) -> Option<String>>(env: &Env<F>, name: &'static str) -> Option<Vec<String>> {
-    env.string(name)
-        .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+fn env_list<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+) -> Option<Vec<String>> {
+    env.string(name).map(|v| {
+        v.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
 }
 
 fn parse_host_suffixes(hosts: Vec<String>) -> Result<Vec<String>, ConfigError> {
     hosts
         .into_iter()
         .map(|host| {
-            let normalized = host.trim_start_matches('.').trim_end_matches('.').to_ascii_lowercase();
+            let normalized = host
+                .trim_start_matches('.')
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
             let valid = !normalized.is_empty()
                 && normalized
                     .bytes()
@@ -151,7 +161,8 @@ fn parse_host_suffixes(hosts: Vec<String>) -> Result<Vec<String>, ConfigError> {
                 Err(ConfigError {
                     variable: "ALLOWED_SOURCE_HOSTS",
                     value: host,
-                    expected: "comma-separated host names or suffixes, such as cdn.example.com".into(),
+                    expected: "comma-separated host names or suffixes, such as cdn.example.com"
+                        .into(),
                 })
             }
         })
@@ -191,7 +202,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     }
 
     let segments = ip.segments();
-    let embedded_v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    let embedded_v4 =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
 
     // IPv4-compatible (::a.b.c.d, deprecated) and NAT64 (64:ff9b::/96).
     if segments[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
@@ -237,9 +249,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if addresses.is_empty() {
                 return Err(Box::new(SourceError::Unresolved { host }) as _);
             }
@@ -261,7 +272,9 @@ mod tests {
 
     #[test]
     fn https_public_host_passes() {
-        let url = strict().check_url("https://cdn.example.com/a/x_0_0.jpeg").unwrap();
+        let url = strict()
+            .check_url("https://cdn.example.com/a/x_0_0.jpeg")
+            .unwrap();
 
         assert_eq!(url.host_str(), Some("cdn.example.com"));
     }
@@ -287,7 +300,10 @@ mod tests {
             "https://224.0.0.1/",
         ] {
             assert!(
-                matches!(strict().check_url(raw), Err(SourceError::NonPublicAddress { .. })),
+                matches!(
+                    strict().check_url(raw),
+                    Err(SourceError::NonPublicAddress { .. })
+                ),
                 "{raw}: {:?}",
                 strict().check_url(raw)
             );
@@ -296,9 +312,17 @@ mod tests {
 
     #[test]
     fn schemes_and_userinfo_rejected() {
-        for raw in ["file:///etc/passwd", "ftp://cdn.example.com/x", "data:image/png;base64,AAAA", "http://cdn.example.com/x"] {
+        for raw in [
+            "file:///etc/passwd",
+            "ftp://cdn.example.com/x",
+            "data:image/png;base64,AAAA",
+            "http://cdn.example.com/x",
+        ] {
             assert!(
-                matches!(strict().check_url(raw), Err(SourceError::SchemeNotAllowed { .. })),
+                matches!(
+                    strict().check_url(raw),
+                    Err(SourceError::SchemeNotAllowed { .. })
+                ),
                 "{raw}"
             );
         }
@@ -306,7 +330,10 @@ mod tests {
             strict().check_url("https://user:pw@cdn.example.com/x"),
             Err(SourceError::Userinfo)
         );
-        assert!(matches!(strict().check_url("not a url"), Err(SourceError::InvalidUrl(_))));
+        assert!(matches!(
+            strict().check_url("not a url"),
+            Err(SourceError::InvalidUrl(_))
+        ));
     }
 
     #[test]
@@ -338,7 +365,12 @@ mod tests {
 
     #[test]
     fn public_addresses_pass() {
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700::1111", "2002:5db8:d822::"] {
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "2002:5db8:d822::",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -88,7 +88,12 @@ impl Store {
         &self.client
     }
 
-    fn error<E>(&self, operation: &'static str, key: &str, err: SdkError<E, HttpResponse>) -> StoreError
+    fn error<E>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        err: SdkError<E, HttpResponse>,
+    ) -> StoreError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -143,9 +148,18 @@ impl Store {
 
     /// Reads a whole object; `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let output = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(output) => output,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None)
+            }
             Err(err) => return Err(self.error("GetObject", key, err)),
         };
         let body = output.body.collect().await.map_err(|err| StoreError {
@@ -161,7 +175,14 @@ impl Store {
 
     /// Size and type of an object; `None` when it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StoreError> {
-        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(output) => Ok(Some(ObjectHead {
                 size: output.content_length.unwrap_or(0).max(0) as u64,
                 content_type: output.content_type,
@@ -171,7 +192,12 @@ impl Store {
         }
     }
 
-    pub async fn put(&self, key: &str, body: Bytes, attributes: &ObjectAttributes) -> Result<(), StoreError> {
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        attributes: &ObjectAttributes,
+    ) -> Result<(), StoreError> {
         let mut request = self
             .client
             .put_object()
@@ -183,7 +209,10 @@ impl Store {
         for (name, value) in &attributes.metadata {
             request = request.metadata(name, value);
         }
-        request.send().await.map_err(|err| self.error("PutObject", key, err))?;
+        request
+            .send()
+            .await
+            .map_err(|err| self.error("PutObject", key, err))?;
         Ok(())
     }
 
@@ -252,14 +281,22 @@ impl Store {
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
             .send()
             .await
             .map_err(|err| self.error("CompleteMultipartUpload", key, err))?;
         Ok(())
     }
 
-    pub async fn abort_multipart_upload(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+    pub async fn abort_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .abort_multipart_upload()
             .bucket(&self.bucket)
@@ -283,7 +320,11 @@ impl Store {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("ListObjectsV2", prefix, err))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
         }
         Ok(keys)
     }
@@ -311,5 +352,6 @@ impl Store {
 }
 
 fn raw_status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
-    err.raw_response().map(|response| response.status().as_u16())
+    err.raw_response()
+        .map(|response| response.status().as_u16())
 }

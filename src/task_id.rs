@@ -89,25 +89,34 @@ mod tests {
             TaskId::parse(&"x".repeat(129)),
             Err(TaskIdError::TooLong { len: 129 })
         );
-        assert_eq!(
-            TaskId::parse("."),
-            Err(TaskIdError::DotSegment(".".into()))
-        );
+        assert_eq!(TaskId::parse("."), Err(TaskIdError::DotSegment(".".into())));
         assert_eq!(
             TaskId::parse(".."),
             Err(TaskIdError::DotSegment("..".into()))
         );
         assert!(matches!(
             TaskId::parse("a/b"),
-            Err(TaskIdError::InvalidCharacter { character: '/', position: 1, .. })
+            Err(TaskIdError::InvalidCharacter {
+                character: '/',
+                position: 1,
+                ..
+            })
         ));
         assert!(matches!(
             TaskId::parse("a\0"),
-            Err(TaskIdError::InvalidCharacter { character: '\0', position: 1, .. })
+            Err(TaskIdError::InvalidCharacter {
+                character: '\0',
+                position: 1,
+                ..
+            })
         ));
         assert!(matches!(
             TaskId::parse("tâche"),
-            Err(TaskIdError::InvalidCharacter { character: 'â', position: 1, .. })
+            Err(TaskIdError::InvalidCharacter {
+                character: 'â',
+                position: 1,
+                ..
+            })
         ));
     }
 }

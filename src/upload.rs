@@ -28,6 +28,9 @@ use crate::store::{ObjectAttributes, Store, StoreError};
 /// S3's maximum number of parts in one multipart upload.
 pub const S3_MAX_PARTS: i32 = 10_000;
 
+/// Parts between two progress lines at INFO (64 MiB with the default 8 MiB parts).
+const PROGRESS_EVERY_PARTS: i32 = 8;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why an upload failed; a multipart upload has been aborted when this is returned.
@@ -45,7 +48,9 @@ pub enum UploadError {
     Empty,
     #[error("source declared {declared} bytes but sent {received}")]
     LengthMismatch { declared: u64, received: u64 },
-    #[error("result needs more than {S3_MAX_PARTS} parts of {part_size} bytes; raise PART_SIZE_BYTES")]
+    #[error(
+        "result needs more than {S3_MAX_PARTS} parts of {part_size} bytes; raise PART_SIZE_BYTES"
+    )]
     TooManyParts { part_size: usize },
     #[error("deadline reached after {received} bytes")]
     Deadline { received: u64 },
@@ -95,7 +100,11 @@ impl Tally {
 }
 
 /// Reads the next chunk, stopping at the deadline.
-async fn next_chunk<S, E>(body: &mut S, deadline: Instant, received: u64) -> Result<Option<Bytes>, UploadError>
+async fn next_chunk<S, E>(
+    body: &mut S,
+    deadline: Instant,
+    received: u64,
+) -> Result<Option<Bytes>, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Into<BoxError>,
@@ -120,8 +129,9 @@ struct PartTasks {
 impl PartTasks {
     /// Moves finished uploads to `done`, returning the first error among them.
     async fn collect_finished(&mut self) -> Result<(), UploadError> {
-        let (finished, running): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.running).into_iter().partition(|h| h.is_finished());
+        let (finished, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.running)
+            .into_iter()
+            .partition(|h| h.is_finished());
         self.running = running;
         for handle in finished {
             self.done.push(handle.await.map_err(UploadError::Task)??);
@@ -130,7 +140,11 @@ impl PartTasks {
     }
 
     /// Waits for every part and returns them in part-number order.
-    async fn finish(&mut self, deadline: Instant, received: u64) -> Result<Vec<CompletedPart>, UploadError> {
+    async fn finish(
+        &mut self,
+        deadline: Instant,
+        received: u64,
+    ) -> Result<Vec<CompletedPart>, UploadError> {
         for handle in std::mem::take(&mut self.running) {
             let joined = tokio::time::timeout_at(deadline, handle)
                 .await
@@ -200,12 +214,22 @@ impl Uploader {
         tally.add(&initial)?;
         match declared_len {
             Some(len) if len <= self.part_size as u64 => {
-                self.put_single(key, attributes, len, initial, &mut body, &mut tally, deadline)
-                    .await
+                self.put_single(
+                    key, attributes, len, initial, &mut body, &mut tally, deadline,
+                )
+                .await
             }
             _ => {
-                self.put_multipart(key, attributes, declared_len, initial, &mut body, &mut tally, deadline)
-                    .await
+                self.put_multipart(
+                    key,
+                    attributes,
+                    declared_len,
+                    initial,
+                    &mut body,
+                    &mut tally,
+                    deadline,
+                )
+                .await
             }
         }
     }
@@ -289,7 +313,9 @@ impl Uploader {
         };
 
         let result = self
-            .send_parts(key, &upload_id, declared, initial, body, tally, deadline, &mut tasks)
+            .send_parts(
+                key, &upload_id, declared, initial, body, tally, deadline, &mut tasks,
+            )
             .await;
         let parts = match result {
             Ok(parts) => parts,
@@ -301,7 +327,11 @@ impl Uploader {
         };
 
         let part_count = parts.len() as u32;
-        if let Err(err) = self.store.complete_multipart_upload(key, &upload_id, parts).await {
+        if let Err(err) = self
+            .store
+            .complete_multipart_upload(key, &upload_id, parts)
+            .await
+        {
             self.abort(key, &upload_id).await;
             return Err(err.into());
         }
@@ -366,7 +396,12 @@ impl Uploader {
                     part_size: self.part_size,
                 });
             }
-            tracing::debug!(key, part_number, bytes = tally.received, "uploading part");
+            // Progress for long transfers: one line per PROGRESS_EVERY_PARTS parts.
+            if part_number % PROGRESS_EVERY_PARTS == 0 {
+                tracing::info!(key, part_number, bytes = tally.received, "upload progress");
+            } else {
+                tracing::debug!(key, part_number, bytes = tally.received, "uploading part");
+            }
             self.spawn_part(key, upload_id, part_number, buffer.freeze(), permit, tasks);
             tasks.collect_finished().await?;
         }
@@ -405,7 +440,11 @@ impl Uploader {
         }));
     }
 
-    async fn acquire_buffer(&self, deadline: Instant, received: u64) -> Result<OwnedSemaphorePermit, UploadError> {
+    async fn acquire_buffer(
+        &self,
+        deadline: Instant,
+        received: u64,
+    ) -> Result<OwnedSemaphorePermit, UploadError> {
         match tokio::time::timeout_at(deadline, self.buffers.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed.

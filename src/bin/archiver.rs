@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::{service_fn, LambdaEvent};
 use mj_archive::archive::Archiver;
 use mj_archive::archiver_event::{deadline_instant, handle_event};
-use mj_archive::config::{ArchiverConfig, Env, or_exit, s3_client_from_env};
+use mj_archive::config::{or_exit, s3_client_from_env, ArchiverConfig, Env};
 use mj_archive::metrics::Metrics;
 use mj_archive::provider::ProviderClient;
 use mj_archive::report::error_chain;
@@ -17,7 +17,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
     let config = or_exit(ArchiverConfig::from_env(&Env::process()));
     let client = or_exit(s3_client_from_env(None).await);
-    let provider = config.provider.clone().map(ProviderClient::new).transpose()?;
+    let provider = config
+        .provider
+        .clone()
+        .map(ProviderClient::new)
+        .transpose()?;
     let archiver = Arc::new(Archiver::new(
         Store::new(client, config.storage.bucket.clone()),
         config.storage.layout.clone(),

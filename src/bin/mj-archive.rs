@@ -1,1 +1,19 @@
-fn main() {}
+//! The `mj-archive` command line.
+
+use clap::Parser;
+use mj_archive::cli::{main_with, Cli};
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MJ_ARCHIVE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    std::process::exit(main_with(cli).await);
+}

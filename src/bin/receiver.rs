@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use lambda_http::{Request, service_fn};
-use mj_archive::config::{Env, ReceiverConfig, or_exit, s3_client_from_env};
+use lambda_http::{service_fn, Request};
+use mj_archive::config::{or_exit, s3_client_from_env, Env, ReceiverConfig};
 use mj_archive::metrics::Metrics;
 use mj_archive::receive::Receiver;
 use mj_archive::store::Store;
