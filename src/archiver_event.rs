@@ -1,5 +1,7 @@
 //! One archiver invocation: the S3 event's callback keys to archived tasks.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use aws_lambda_events::event::s3::S3Event;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -104,10 +106,48 @@ pub async fn handle_event(
     }
 }
 
+/// Lambda's maximum function timeout, used when the runtime reports no usable deadline.
+const MAX_LAMBDA_TIMEOUT: Duration = Duration::from_secs(900);
+
 /// Converts the Lambda deadline to a monotonic instant.
-pub fn deadline_instant(deadline: std::time::SystemTime) -> Instant {
-    let remaining = deadline
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or_default();
-    Instant::now() + remaining
+///
+/// A deadline already in the past when the invocation starts is not usable:
+/// cargo-lambda 1.9.2 `watch` sends `Lambda-Runtime-Deadline-Ms: 600000`
+/// (a duration, not epoch milliseconds). Such a deadline is replaced by
+/// Lambda's 900 s maximum, with a warning.
+pub fn deadline_instant(deadline: SystemTime) -> Instant {
+    let remaining = match deadline.duration_since(SystemTime::now()) {
+        Ok(remaining) => remaining,
+        Err(_) => {
+            tracing::warn!(
+                deadline_ms = deadline.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
+                fallback_secs = MAX_LAMBDA_TIMEOUT.as_secs(),
+                "invocation deadline is already past; using Lambda's maximum timeout instead"
+            );
+            MAX_LAMBDA_TIMEOUT
+        }
+    };
+    Instant::now() + remaining.min(MAX_LAMBDA_TIMEOUT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_deadline_falls_back_to_lambda_maximum() {
+        let deadline = deadline_instant(UNIX_EPOCH + Duration::from_millis(600_000));
+        let remaining = deadline - Instant::now();
+
+        assert!(remaining > Duration::from_secs(899), "{remaining:?}");
+        assert!(remaining <= MAX_LAMBDA_TIMEOUT);
+    }
+
+    #[test]
+    fn future_deadline_kept() {
+        let deadline = deadline_instant(SystemTime::now() + Duration::from_secs(30));
+        let remaining = deadline - Instant::now();
+
+        assert!(remaining > Duration::from_secs(29) && remaining <= Duration::from_secs(30), "{remaining:?}");
+    }
 }

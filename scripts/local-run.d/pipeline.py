@@ -5,8 +5,10 @@ credentials and region come from the environment that local-run sets
 (AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).
 
 Subcommands:
-  callback-body TEMPLATE ORIGIN OUTPUT
-      Copy the provider callback body, pointing every result URL at ORIGIN.
+  callback-body TEMPLATE ORIGIN SOURCES OUTPUT
+      Copy the provider callback body, pointing every result URL at ORIGIN,
+      and check that ORIGIN serves each URL as the file of that name in
+      SOURCES with the expected Content-Type.
   s3-event TEMPLATE BUCKET KEY OUTPUT
       Write an S3 ObjectCreated:Put event for the stored object BUCKET/KEY,
       with its real size and ETag.
@@ -23,6 +25,7 @@ import json
 import os
 import sys
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -48,7 +51,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def callback_body(template: str, origin: str, output: str) -> None:
+def callback_body(template: str, origin: str, sources: str, output: str) -> int:
     body = json.loads(Path(template).read_text())
     origin_parts = urllib.parse.urlsplit(origin)
     urls = body["data"]["resultUrls"]
@@ -58,6 +61,25 @@ def callback_body(template: str, origin: str, output: str) -> None:
             (origin_parts.scheme, origin_parts.netloc, parts.path, parts.query, parts.fragment)
         )
     Path(output).write_text(json.dumps(body, indent=2) + "\n")
+
+    # The origin is on 127.0.0.1, so no proxy from the environment may apply.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    failed = False
+    for url in urls:
+        source = Path(sources) / Path(urllib.parse.urlsplit(url).path).name
+        content_type, _ = EXPECTED_TYPES[source.suffix]
+        try:
+            with opener.open(url, timeout=10) as response:
+                status, served_type, data = response.status, response.headers.get("Content-Type"), response.read()
+        except OSError as err:
+            status, served_type, data = str(err), None, b""
+        ok = status == 200 and served_type == content_type and data == source.read_bytes()
+        failed = failed or not ok
+        print(f"{'ok' if ok else 'FAILED'}  {status} {served_type}  {len(data)} bytes  {url}")
+    if failed:
+        print(f"expected from {origin}: status 200, the Content-Type of the extension, the bytes of {sources}")
+        return 1
+    return 0
 
 
 def s3_event(template: str, bucket: str, key: str, output: str) -> None:
@@ -93,11 +115,21 @@ def verify(bucket: str, prefix: str, task_id: str, body_path: str, sources: str)
             failures.append(message)
         return condition
 
+    def read(key: str):
+        try:
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey:
+            print(f"object {key} not found in bucket {bucket}", file=sys.stderr)
+            return None
+
     posted = Path(body_path).read_bytes()
-    stored = client.get_object(Bucket=bucket, Key=f"{task_dir}callback.json")["Body"].read()
+    stored = read(f"{task_dir}callback.json")
+    manifest_bytes = read(f"{task_dir}manifest.json")
+    if stored is None or manifest_bytes is None:
+        return 1
     check(stored == posted, f"{task_dir}callback.json differs from the posted body")
 
-    manifest = json.loads(client.get_object(Bucket=bucket, Key=f"{task_dir}manifest.json")["Body"].read())
+    manifest = json.loads(manifest_bytes)
     check(manifest.get("task_id") == task_id, f"manifest task_id is {manifest.get('task_id')!r}, expected {task_id!r}")
     check(manifest.get("status") == "complete", f"manifest status is {manifest.get('status')!r}, expected 'complete'")
 
@@ -121,7 +153,11 @@ def verify(bucket: str, prefix: str, task_id: str, body_path: str, sources: str)
         label = f"result {index} ({source.name})"
         failed_before = len(failures)
 
-        check(entry.get("error") is None, f"{label}: manifest records error {entry.get('error')}")
+        if entry.get("error") is not None:
+            error = entry["error"]
+            check(False, f"{label}: the archiver recorded {error.get('kind')}: {error.get('message')}")
+            rows.append((str(index), key, "-", "-", "-", "FAILED"))
+            continue
         check(entry.get("source_url") == url, f"{label}: manifest source_url is {entry.get('source_url')!r}")
         check(entry.get("key") == key, f"{label}: manifest key is {entry.get('key')!r}, expected {key!r}")
         check(
@@ -147,8 +183,7 @@ def verify(bucket: str, prefix: str, task_id: str, body_path: str, sources: str)
 
     listing = client.list_objects_v2(Bucket=bucket, Prefix=task_dir)
     present = {item["Key"] for item in listing.get("Contents", [])}
-    check(not (expected_keys - present), f"missing objects: {sorted(expected_keys - present)}")
-    check(not (present - expected_keys), f"unexpected objects: {sorted(present - expected_keys)}")
+    check(not (present - expected_keys), f"unexpected objects under {task_dir}: {sorted(present - expected_keys)}")
 
     header = ("index", "key", "bytes", "content type", "sha256 (prefix)", "check")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -159,7 +194,6 @@ def verify(bucket: str, prefix: str, task_id: str, body_path: str, sources: str)
         print(f"\n{len(failures)} check(s) failed:", file=sys.stderr)
         for message in failures:
             print(f"  - {message}", file=sys.stderr)
-        print("\nmanifest.json:\n" + json.dumps(manifest, indent=2), file=sys.stderr)
         return 1
     print(f"\n  all {len(rows)} results match their sources byte for byte; manifest status is complete")
     return 0
@@ -167,7 +201,7 @@ def verify(bucket: str, prefix: str, task_id: str, body_path: str, sources: str)
 
 def main() -> int:
     commands = {
-        "callback-body": (callback_body, 3),
+        "callback-body": (callback_body, 4),
         "s3-event": (s3_event, 4),
         "field": (field, 2),
         "verify": (verify, 5),
