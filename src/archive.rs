@@ -437,8 +437,16 @@ impl Archiver {
         let Some(key) = previous.key.as_deref() else {
             return Ok(false);
         };
-        let head = self.store.head(key).await?;
-        Ok(head.is_some_and(|h| Some(h.size) == previous.bytes))
+        match self.store.head(key).await {
+            Ok(head) => Ok(head.is_some_and(|h| Some(h.size) == previous.bytes)),
+            // S3 returns 403 for a missing key to a caller without s3:ListBucket;
+            // fetching the result again is then the safe choice.
+            Err(err) if err.status == Some(403) => {
+                tracing::debug!(key, "HeadObject returned 403; treating the result as not stored");
+                Ok(false)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// One attempt: GET the source, decide the type, stream it into S3.

@@ -36,7 +36,7 @@ pub struct Env<F: Fn(&str) -> Option<String>> {
 }
 
 impl Env<fn(&str) -> Option<String>> {
-    /// The process environment.
+    /// Reads the process environment.
     pub fn process() -> Self {
         Self {
             lookup: |name| std::env::var(name).ok(),
@@ -49,7 +49,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Self { lookup }
     }
 
-    /// A set, non-empty value.
+    /// Returns a set, non-empty value.
     pub fn string(&self, name: &str) -> Option<String> {
         (self.lookup)(name).filter(|v| !v.is_empty())
     }
@@ -85,7 +85,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
-    /// An integer in `min..=max`, or `default` when unset.
+    /// Parses an integer in `min..=max`, or returns `default` when unset.
     pub fn number<T>(
         &self,
         name: &'static str,

@@ -8,7 +8,7 @@ use url::Url;
 use crate::config::TransferConfig;
 use crate::source_guard::{GuardedResolver, SourceError, SourcePolicy};
 
-/// Why a GET of a result URL failed.
+/// Failure of a GET of a result URL.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("source refused before any request: {0}")]
@@ -22,8 +22,8 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// Whether a later attempt may succeed: 5xx, 408, 429, timeouts and
-    /// connection failures, but not 4xx answers or refused sources.
+    /// Returns whether a later attempt may succeed: 5xx, 408, 429, timeouts
+    /// and connection failures, but not other 4xx statuses or refused sources.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Refused(_) | Self::Redirect(_) => false,

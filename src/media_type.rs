@@ -16,7 +16,7 @@ pub struct MediaType {
     pub ext: String,
 }
 
-/// What the `Content-Type` header allows.
+/// Classification of a `Content-Type` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Declared {
     /// An image or video type.
@@ -78,7 +78,7 @@ fn ext_for_mime(mime: &str) -> Option<&'static str> {
     })
 }
 
-/// The last path segment's extension, if it is a short alphanumeric word.
+/// Returns the last path segment's extension, if it is a short alphanumeric word.
 pub fn ext_from_url(url: &url::Url) -> Option<String> {
     let segment = url.path_segments()?.next_back()?;
     let (_, ext) = segment.rsplit_once('.')?;

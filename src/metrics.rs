@@ -68,7 +68,7 @@ impl Metrics {
         }
     }
 
-    /// A callback answered 2xx (`stored` or `duplicate`).
+    /// Records a callback accepted with 2xx (`stored` or `duplicate`).
     pub fn callback_received(&self, duplicate: bool) {
         self.emit(&[
             ("CallbacksReceived", 1.0, "Count"),
@@ -80,7 +80,7 @@ impl Metrics {
         ]);
     }
 
-    /// A callback answered 4xx or 5xx.
+    /// Records a callback rejected with 4xx or 5xx.
     pub fn callback_rejected(&self, status: u16) {
         let server_error = status >= 500;
         self.emit(&[

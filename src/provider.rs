@@ -53,7 +53,7 @@ pub enum TaskState {
     Failed { flag: i64 },
 }
 
-/// What the provider reports for a task.
+/// The provider's report on one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskDetails {
     pub task_id: TaskId,
@@ -169,7 +169,7 @@ impl ProviderClient {
     }
 }
 
-/// Parses a record-info answer for `task_id`.
+/// Parses a record-info response for `task_id`.
 pub fn parse_record_info(task_id: &TaskId, body: &[u8]) -> Result<TaskDetails, ProviderError> {
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|source| ProviderError::InvalidBody {

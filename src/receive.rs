@@ -1,8 +1,8 @@
-//! The receiver: authenticate a callback, store it, then answer.
+//! The receiver: authenticate a callback, store it, then respond.
 //!
-//! It answers 2xx only for a callback that is stored (or was stored
+//! It returns 2xx only for a callback that is stored (or was stored
 //! before), so a 5xx makes the provider retry and no callback is lost.
-//! The answer costs one small conditional PutObject.
+//! The response costs one small conditional PutObject.
 
 use std::time::SystemTime;
 
@@ -21,8 +21,8 @@ use crate::signature::{SignatureError, SignatureVerifier, SIGNATURE_HEADER, TIME
 use crate::store::{CreateOutcome, Store, StoreError};
 use crate::task_id::TaskId;
 
-/// Why a request was not accepted. [`ReceiveError::status`] is the one place
-/// that maps errors to HTTP statuses.
+/// Rejection of a request. [`ReceiveError::status`] is the one place that
+/// maps errors to HTTP statuses.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
     #[error("method {0} is not allowed; the provider sends POST")]
@@ -59,7 +59,7 @@ impl ReceiveError {
         }
     }
 
-    /// Short machine-readable name for the answer body.
+    /// Short machine-readable name for the response body.
     fn code(&self) -> &'static str {
         match self {
             Self::MethodNotAllowed(_) => "method_not_allowed",
@@ -70,7 +70,7 @@ impl ReceiveError {
         }
     }
 
-    /// The message sent to the caller: the whole chain for client errors,
+    /// Builds the message for the caller: the whole chain for client errors,
     /// without S3 internals for server errors.
     fn public_message(&self) -> String {
         match self {
@@ -80,7 +80,7 @@ impl ReceiveError {
     }
 }
 
-/// What happened to an accepted callback.
+/// Outcome of an accepted callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     pub task_id: TaskId,

@@ -26,7 +26,7 @@ pub fn decode_key(raw: &str) -> Option<String> {
         .map(|key| key.into_owned())
 }
 
-/// The objects an event names, with decoded keys, in record order.
+/// Lists the objects an event names, with decoded keys, in record order.
 pub fn objects(event: &S3Event) -> Vec<Result<ObjectRef, EventKeyError>> {
     event
         .records

@@ -39,7 +39,7 @@ impl Default for Tolerance {
     }
 }
 
-/// Why a signature was rejected. Messages never contain the key or the signature.
+/// Signature rejection. Messages never contain the key or the signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("missing X-Webhook-Timestamp header")]
@@ -143,7 +143,7 @@ pub fn sign(key: &Secret, task_id: &str, timestamp: u64) -> String {
 }
 
 fn mac_for(key: &Secret) -> HmacSha256 {
-    // HMAC accepts keys of any length, so this cannot fail.
+    // `Hmac::new_from_slice` accepts keys of any length (RFC 2104 hashes long keys), so this cannot fail.
     HmacSha256::new_from_slice(key.expose().as_bytes()).expect("HMAC takes keys of any length")
 }
 

@@ -1,4 +1,4 @@
-//! Which result URLs the archiver may fetch (SSRF guard).
+//! Source URL policy of the archiver (SSRF guard).
 //!
 //! The provider's signature does not cover the body, so a replayed or altered
 //! callback can carry any URL. Three checks apply:
@@ -19,7 +19,7 @@ use url::{Host, Url};
 
 use crate::config::{ConfigError, Env};
 
-/// Why a source URL was rejected before any request reached it.
+/// Rejection of a source URL, before any request reached it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
     #[error("invalid URL: {0}")]
@@ -169,7 +169,7 @@ fn parse_host_suffixes(hosts: Vec<String>) -> Result<Vec<String>, ConfigError> {
         .collect()
 }
 
-/// Whether an address is globally reachable, by the IANA special-purpose
+/// Returns whether an address is globally reachable, by the IANA special-purpose
 /// registries for IPv4 and IPv6. IPv6 forms that embed an IPv4 address
 /// (mapped, compatible, NAT64, 6to4) are judged by that address.
 pub fn is_public(address: IpAddr) -> bool {
@@ -255,7 +255,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 return Err(Box::new(SourceError::Unresolved { host }) as _);
             }
             for address in &addresses {
-                policy.check_ip(&host, address.ip()).map_err(Box::new)?;
+                // `?` boxes the `SourceError` itself, so that `FetchError::from_reqwest`
+                // can downcast it; `map_err(Box::new)?` would box it twice and hide it.
+                policy.check_ip(&host, address.ip())?;
             }
             Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
         })

@@ -12,8 +12,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 
-/// How often a conditional PUT is retried after S3 answers 409
-/// `ConditionalRequestConflict` (another conditional write to the same key in flight).
+/// Retries of a conditional PUT after S3 returns 409 `ConditionalRequestConflict`,
+/// which means another conditional write to the same key is in flight.
 const CONFLICT_RETRIES: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +22,7 @@ pub struct StoreError {
     pub operation: &'static str,
     pub bucket: String,
     pub key: String,
-    /// HTTP status of S3's answer, when there was one.
+    /// HTTP status of S3's response, when there was one.
     pub status: Option<u16>,
     /// S3 error code, such as `SlowDown` or `AccessDenied`, when there was one.
     pub code: Option<String>,
@@ -31,8 +31,8 @@ pub struct StoreError {
 }
 
 impl StoreError {
-    /// Whether a later attempt may succeed: throttling, 5xx, timeouts and
-    /// connection failures. `AccessDenied` or a missing bucket are not.
+    /// Returns whether a later attempt may succeed: throttling, 5xx, timeouts
+    /// and connection failures. `AccessDenied` or a missing bucket are not.
     pub fn is_transient(&self) -> bool {
         match self.status {
             Some(status) => status >= 500 || status == 429 || status == 408,
@@ -58,7 +58,7 @@ pub struct ObjectAttributes {
     pub metadata: Vec<(String, String)>,
 }
 
-/// What a HEAD returns.
+/// Size and type from a HeadObject response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectHead {
     pub size: u64,
@@ -329,7 +329,7 @@ impl Store {
         Ok(keys)
     }
 
-    /// A presigned GET URL valid for `expires_in`.
+    /// Creates a presigned GET URL valid for `expires_in`.
     pub async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError> {
         let config = PresigningConfig::expires_in(expires_in).map_err(|err| StoreError {
             operation: "presign GetObject",

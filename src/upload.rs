@@ -7,10 +7,11 @@
 //! rather than buffering more.
 //!
 //! S3 limits relied on: parts of at least 5 MiB except the last, at most 10,000
-//! parts, and at most 5 GiB in one PutObject or one part. A result whose
-//! length is known and at most one part goes in one PutObject; an unknown or
-//! larger length goes as a multipart upload, which is aborted on any failure,
-//! so no object with partial bytes ever becomes visible.
+//! parts, and at most 5 GiB in one PutObject or one part.
+//!
+//! A result whose length is known and at most one part goes in one PutObject.
+//! An unknown or larger length goes as a multipart upload, which is aborted on
+//! any failure, so no object with partial bytes ever becomes visible.
 
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ const PROGRESS_EVERY_PARTS: i32 = 8;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Why an upload failed; a multipart upload has been aborted when this is returned.
+/// Upload failure. A multipart upload has been aborted when this is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     #[error("reading the source body failed after {received} bytes")]
@@ -60,7 +61,7 @@ pub enum UploadError {
     Task(#[source] tokio::task::JoinError),
 }
 
-/// What was stored.
+/// Size and digest of a stored result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uploaded {
     pub bytes: u64,

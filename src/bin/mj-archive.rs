@@ -1,5 +1,7 @@
 //! The `mj-archive` command line.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use mj_archive::cli::{main_with, Cli};
 
@@ -9,6 +11,8 @@ async fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
+        // Color codes only for a terminal, so that redirected logs stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MJ_ARCHIVE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
