@@ -20,7 +20,18 @@ pub enum ArchiveStatus {
 }
 
 impl ArchiveStatus {
-    /// Whether a re-delivered event has nothing left to do.
+    /// Returns the name used in `manifest.json`, such as `complete_with_errors`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Complete => "complete",
+            Self::CompleteWithErrors => "complete_with_errors",
+            Self::Incomplete => "incomplete",
+            Self::ProviderFailed => "provider_failed",
+        }
+    }
+
+    /// Returns whether a re-delivered event has nothing left to do.
     pub fn is_settled(self) -> bool {
         matches!(
             self,
@@ -56,7 +67,23 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    /// Whether a later run may succeed.
+    /// Returns the name used in `manifest.json`, such as `not_media`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidUrl => "invalid_url",
+            Self::Refused => "refused",
+            Self::NotConfirmed => "not_confirmed",
+            Self::HttpStatus => "http_status",
+            Self::NotMedia => "not_media",
+            Self::TooLarge => "too_large",
+            Self::Empty => "empty",
+            Self::Transient => "transient",
+            Self::Deadline => "deadline",
+            Self::Storage => "storage",
+        }
+    }
+
+    /// Returns whether a later run may succeed.
     pub fn is_retryable(self) -> bool {
         matches!(self, Self::Transient | Self::Deadline | Self::Storage)
     }
@@ -173,6 +200,33 @@ mod tests {
             Manifest::settle_status(&[ok(0), refused, transient]),
             ArchiveStatus::Incomplete
         );
+    }
+
+    #[test]
+    fn names_match_serialized_form() {
+        for status in [
+            ArchiveStatus::InProgress,
+            ArchiveStatus::Complete,
+            ArchiveStatus::CompleteWithErrors,
+            ArchiveStatus::Incomplete,
+            ArchiveStatus::ProviderFailed,
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        for kind in [
+            FailureKind::InvalidUrl,
+            FailureKind::Refused,
+            FailureKind::NotConfirmed,
+            FailureKind::HttpStatus,
+            FailureKind::NotMedia,
+            FailureKind::TooLarge,
+            FailureKind::Empty,
+            FailureKind::Transient,
+            FailureKind::Deadline,
+            FailureKind::Storage,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
     }
 
     #[test]

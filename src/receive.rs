@@ -41,7 +41,7 @@ pub enum ReceiveError {
     Store {
         task_id: TaskId,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
 }
 
@@ -214,7 +214,7 @@ impl Receiver {
             .await
             .map_err(|source| ReceiveError::Store {
                 task_id: callback.task_id.clone(),
-                source,
+                source: Box::new(source),
             })?;
 
         Ok(Accepted {

@@ -255,8 +255,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 return Err(Box::new(SourceError::Unresolved { host }) as _);
             }
             for address in &addresses {
-                // `?` boxes the `SourceError` itself, so that `FetchError::from_reqwest`
-                // can downcast it; `map_err(Box::new)?` would box it twice and hide it.
+                // Plain `?` boxes the `SourceError` itself, so `FetchError::from_reqwest`
+                // can downcast it. `map_err(Box::new)?` would box it twice and hide it.
                 policy.check_ip(&host, address.ip())?;
             }
             Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)

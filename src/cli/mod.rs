@@ -105,7 +105,7 @@ pub enum CliError {
     },
     #[error("task {task_id} has no manifest yet: the callback is stored but not archived; run `mj-archive replay {task_id}`")]
     NotArchived { task_id: TaskId },
-    #[error("task {task_id} is {status:?}: some results were not archived; see `mj-archive status {task_id}`")]
+    #[error("task {task_id} is {}: some results were not archived; see `mj-archive status {task_id}`", status.as_str())]
     Unfinished {
         task_id: TaskId,
         status: ArchiveStatus,

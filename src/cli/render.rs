@@ -9,7 +9,7 @@ use crate::manifest::Manifest;
 pub fn status_text(manifest: &Manifest, bucket: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "task      {}", manifest.task_id);
-    let _ = writeln!(out, "status    {:?}", manifest.status);
+    let _ = writeln!(out, "status    {}", manifest.status.as_str());
     let _ = writeln!(
         out,
         "provider  code {} ({})",
@@ -41,8 +41,11 @@ pub fn status_text(manifest: &Manifest, bucket: &str) -> String {
             (_, Some(error)) => {
                 let _ = writeln!(
                     out,
-                    "  [{}] FAILED ({:?}): {}\n      source {}",
-                    entry.index, error.kind, error.message, entry.source_url
+                    "  [{}] FAILED ({}): {}\n      source {}",
+                    entry.index,
+                    error.kind.as_str(),
+                    error.message,
+                    entry.source_url
                 );
             }
             (None, None) => {
@@ -116,8 +119,8 @@ pub fn gallery_html(manifest: &Manifest, links: &[Option<String>], expires: Dura
     }
     let _ = writeln!(
         out,
-        "<p>Status: {:?}. Links expire {} s after this page was written ({}).</p>\n<div class=\"grid\">",
-        manifest.status,
+        "<p>Status: {}. Links expire {} s after this page was written ({}).</p>\n<div class=\"grid\">",
+        manifest.status.as_str(),
         expires.as_secs(),
         escape(&manifest.updated_at)
     );
@@ -217,9 +220,10 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("[1] FAILED (NotMedia): Content-Type text/html"),
+            text.contains("[1] FAILED (not_media): Content-Type text/html"),
             "{text}"
         );
+        assert!(text.contains("status    complete_with_errors"), "{text}");
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl ChildGuard {
         }
     }
 
-    /// Kills the process and waits for it. Does nothing if it has already exited.
+    /// Kills the process unless it has already exited, then reaps it.
     pub fn kill(&mut self) {
         if self.try_wait().is_none() {
             // kill fails only if the process has already been reaped.

@@ -8,7 +8,9 @@
 //!   `Lambda-Runtime-Deadline-Ms` (Unix epoch milliseconds, computed when the
 //!   event is delivered), `Lambda-Runtime-Invoked-Function-Arn` and
 //!   `Lambda-Runtime-Trace-Id`. When several processes poll at once, the
-//!   event goes to one of them.
+//!   event goes to one of them. A poll stops waiting when its connection
+//!   closes, as it does when the process is killed, but a client that gives
+//!   up and keeps the connection open can still receive the next event.
 //! * `POST /invocation/{id}/response` and `POST /invocation/{id}/error`
 //!   complete the invocation and get 202. An unknown or already completed
 //!   id gets 400 with `errorType` `InvalidRequestID`.
@@ -182,7 +184,8 @@ impl RuntimeApi {
     }
 
     /// Queues `event` and waits for its outcome for `deadline` plus `OUTCOME_GRACE`.
-    /// `deadline` is the time left that the function sees in `Lambda-Runtime-Deadline-Ms`.
+    /// `deadline` is the remaining time that the function receives in
+    /// `Lambda-Runtime-Deadline-Ms`.
     pub async fn invoke(&self, event: Value, deadline: Duration) -> Invocation {
         self.invoke_with_timeout(event, deadline, deadline + OUTCOME_GRACE)
             .await
@@ -236,8 +239,8 @@ impl RuntimeApi {
         self.state.delivered.load(Ordering::SeqCst)
     }
 
-    /// Waits until at least `count` processes poll for events. Returns false
-    /// if that did not happen within `timeout`.
+    /// Waits until at least `count` processes poll for events at the same
+    /// time. Returns false if that did not happen within `timeout`.
     pub async fn wait_for_pollers(&self, count: usize, timeout: Duration) -> bool {
         let started = tokio::time::Instant::now();
         while self.waiting_pollers() < count {

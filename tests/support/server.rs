@@ -118,7 +118,7 @@ fn run_server<H, F, B>(
                     let _ = stream.set_nodelay(true);
                     let handler = handler.clone();
                     connections.spawn(async move {
-                        let service = service_fn(move |request| handler(request));
+                        let service = service_fn(handler);
                         // Errors here are connection-level (client went away, injected
                         // faults) and are expected in tests.
                         let _ = hyper::server::conn::http1::Builder::new()

@@ -50,8 +50,13 @@ impl Generator {
         let len =
             usize::try_from(self.remaining.min(CHUNK_SIZE as u64)).expect("chunk fits in usize");
         let mut chunk = vec![0u8; len.next_multiple_of(8)];
-        for word in chunk.chunks_exact_mut(8) {
-            word.copy_from_slice(&self.rng.next_u64().to_le_bytes());
+        // An index loop, because in unoptimized test builds it ran about twice
+        // as fast as `chunks_exact_mut` (3.7 s against 8 s per GiB, measured
+        // once in a debug build on a 2-core x86-64 VM).
+        let mut offset = 0;
+        while offset < chunk.len() {
+            chunk[offset..offset + 8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+            offset += 8;
         }
         chunk.truncate(len);
 

@@ -10,10 +10,10 @@
 //! * `GET /chunked/{name}`: the same bytes with chunked transfer encoding and
 //!   no Content-Length, in chunks of `STREAM_CHUNK_SIZE` (16 KiB).
 //! * `GET /typed/{name}?type=CONTENT_TYPE`: the file with the given
-//!   Content-Type; `type=none` sends no Content-Type header at all.
-//! * `GET /flaky/{name}?fail=N&status=CODE`: the first N requests for this
-//!   exact request target (path and query) get CODE (default 503) with a
-//!   short text body, later ones get 200 with the file.
+//!   Content-Type. `type=none`, or no `type`, sends no Content-Type header.
+//! * `GET /flaky/{name}?fail=N&status=CODE`: the first N (default 1)
+//!   requests for this exact request target (path and query) get CODE
+//!   (default 503) with a short text body, later ones get 200 with the file.
 //! * `GET /truncate/{name}?after=BYTES`: sends the full Content-Length but
 //!   closes the connection after BYTES bytes of body (BYTES should be less
 //!   than the file size). With `&chunked=1` the body is chunked and the
@@ -42,6 +42,8 @@
 
 mod generated;
 
+// Each test binary uses only some of these re-exports.
+#[allow(unused_imports)]
 pub use generated::{generated_bytes, generated_sha256, Generator};
 
 use std::collections::HashMap;

@@ -1,8 +1,8 @@
 //! The S3 implementation behind `S3Server`: s3s-fs plus the two behaviors of
 //! real S3 that s3s-fs 0.14.1 lacks and the tests rely on.
 //!
-//! * ListMultipartUploads. s3s-fs answers `NotImplemented`, so this wrapper
-//!   records uploads when they are created and forgets them when they are
+//! * ListMultipartUploads. s3s-fs returns `NotImplemented`, so this wrapper
+//!   records uploads when they are created and removes them when they are
 //!   completed or aborted.
 //! * Atomic conditional writes. s3s-fs checks `If-None-Match: *` and then
 //!   writes, so two concurrent PutObject calls on one key can both succeed.
@@ -24,13 +24,16 @@ struct OpenUpload {
     initiated: SystemTime,
 }
 
+/// Write locks by (bucket, key).
+type WriteLocks = HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>;
+
 pub struct TrackedFileSystem {
     inner: s3s_fs::FileSystem,
     /// Open uploads by upload id.
     uploads: Mutex<BTreeMap<String, OpenUpload>>,
     /// One lock per (bucket, key) for writes. Entries are never removed, which
     /// is fine for the few keys a test writes.
-    write_locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    write_locks: Mutex<WriteLocks>,
 }
 
 impl TrackedFileSystem {

@@ -9,9 +9,11 @@ use hyper::{Method, Response, StatusCode};
 pub enum Fault {
     /// No fault: requests reach s3s.
     None,
-    /// 503 with the S3 error code `SlowDown`, which the AWS SDKs retry.
+    /// 503 with the S3 error code `SlowDown`, which the AWS SDK for Rust
+    /// retries as a throttling error (aws-runtime 1.10).
     ServiceUnavailable,
-    /// 500 with the S3 error code `InternalError`, which the AWS SDKs retry.
+    /// 500 with the S3 error code `InternalError`, which the AWS SDK for Rust
+    /// retries as a transient error (aws-smithy-runtime 1.16).
     InternalError,
     /// The connection is closed without a response.
     CloseConnection,
@@ -51,7 +53,10 @@ impl FaultRule {
     pub fn methods(mut self, methods: &[&str]) -> Self {
         self.methods = methods
             .iter()
-            .map(|method| Method::from_bytes(method.as_bytes()).expect("invalid HTTP method"))
+            .map(|method| {
+                Method::from_bytes(method.as_bytes())
+                    .unwrap_or_else(|_| panic!("invalid HTTP method {method:?}"))
+            })
             .collect();
         self
     }

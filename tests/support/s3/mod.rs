@@ -3,7 +3,7 @@
 //!
 //! Known differences from Amazon S3 that tests may run into:
 //! * ListMultipartUploads is provided by `backend::TrackedFileSystem`, because
-//!   s3s-fs answers `NotImplemented`. It honors only the `prefix` parameter.
+//!   s3s-fs returns `NotImplemented`. It honors only the `prefix` parameter.
 //! * s3s-fs writes the object file before it verifies the checksums and
 //!   before it stores the metadata. A PutObject that fails with `BadDigest`
 //!   therefore still leaves the new bytes under the key, and a concurrent
