@@ -442,7 +442,10 @@ impl Archiver {
             // S3 returns 403 for a missing key to a caller without s3:ListBucket;
             // fetching the result again is then the safe choice.
             Err(err) if err.status == Some(403) => {
-                tracing::debug!(key, "HeadObject returned 403; treating the result as not stored");
+                tracing::debug!(
+                    key,
+                    "HeadObject returned 403; treating the result as not stored"
+                );
                 Ok(false)
             }
             Err(err) => Err(err),

@@ -120,7 +120,10 @@ pub fn deadline_instant(deadline: SystemTime) -> Instant {
         Ok(remaining) => remaining,
         Err(_) => {
             tracing::warn!(
-                deadline_ms = deadline.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
+                deadline_ms = deadline
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis() as u64,
                 fallback_secs = MAX_LAMBDA_TIMEOUT.as_secs(),
                 "invocation deadline is already past; using Lambda's maximum timeout instead"
             );
@@ -148,6 +151,9 @@ mod tests {
         let deadline = deadline_instant(SystemTime::now() + Duration::from_secs(30));
         let remaining = deadline - Instant::now();
 
-        assert!(remaining > Duration::from_secs(29) && remaining <= Duration::from_secs(30), "{remaining:?}");
+        assert!(
+            remaining > Duration::from_secs(29) && remaining <= Duration::from_secs(30),
+            "{remaining:?}"
+        );
     }
 }

@@ -346,19 +346,6 @@ impl ArchiverConfig {
     }
 }
 
-/// Unwraps a configuration result at start-up, or logs the error, prints it
-/// to stderr and exits with status 2.
-pub fn or_exit<T>(result: Result<T, ConfigError>) -> T {
-    match result {
-        Ok(value) => value,
-        Err(err) => {
-            tracing::error!(variable = err.variable, error = %err, "invalid configuration");
-            eprintln!("mj-archive: {err}");
-            std::process::exit(2)
-        }
-    }
-}
-
 /// Builds the S3 client from the SDK's standard environment
 /// (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, credentials, region) plus
 /// `S3_FORCE_PATH_STYLE=true` for local S3 servers.

@@ -11,6 +11,7 @@ pub mod callback;
 pub mod cli;
 pub mod config;
 pub mod fetch;
+pub mod init_error;
 pub mod keys;
 pub mod manifest;
 pub mod media_type;

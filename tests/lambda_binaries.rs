@@ -662,6 +662,16 @@ async fn start_with_bad_config(
         );
     };
     assert_eq!(api.delivered(), 0);
+    let init_error = api
+        .init_error()
+        .unwrap_or_else(|| panic!("{program} reported no init error"));
+    assert_eq!(init_error.error_type, "Runtime.ConfigError");
+    assert!(
+        child.stderr().contains(&init_error.error_message),
+        "init error {:?} differs from stderr {}",
+        init_error.error_message,
+        child.stderr()
+    );
     (status.code(), child.stderr())
 }
 

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use lambda_runtime::{service_fn, LambdaEvent};
 use mj_archive::archive::Archiver;
 use mj_archive::archiver_event::{deadline_instant, handle_event};
-use mj_archive::config::{or_exit, s3_client_from_env, ArchiverConfig, Env};
+use mj_archive::config::{s3_client_from_env, ArchiverConfig, Env};
+use mj_archive::init_error::exit_on_config_error;
 use mj_archive::metrics::Metrics;
 use mj_archive::provider::ProviderClient;
 use mj_archive::report::error_chain;
@@ -15,8 +16,8 @@ use mj_archive::store::Store;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
 
-    let config = or_exit(ArchiverConfig::from_env(&Env::process()));
-    let client = or_exit(s3_client_from_env(None).await);
+    let config = exit_on_config_error(ArchiverConfig::from_env(&Env::process())).await;
+    let client = exit_on_config_error(s3_client_from_env(None).await).await;
     let provider = config
         .provider
         .clone()

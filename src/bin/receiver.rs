@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use lambda_http::{service_fn, Request};
-use mj_archive::config::{or_exit, s3_client_from_env, Env, ReceiverConfig};
+use mj_archive::config::{s3_client_from_env, Env, ReceiverConfig};
+use mj_archive::init_error::exit_on_config_error;
 use mj_archive::metrics::Metrics;
 use mj_archive::receive::Receiver;
 use mj_archive::store::Store;
@@ -25,8 +26,8 @@ fn s3_timeouts() -> TimeoutConfig {
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
 
-    let config = or_exit(ReceiverConfig::from_env(&Env::process()));
-    let client = or_exit(s3_client_from_env(Some(s3_timeouts())).await);
+    let config = exit_on_config_error(ReceiverConfig::from_env(&Env::process())).await;
+    let client = exit_on_config_error(s3_client_from_env(Some(s3_timeouts())).await).await;
     let store = Store::new(client, config.storage.bucket.clone());
     let receiver = Arc::new(Receiver::new(store, config, Metrics::from_lambda_env()));
 
