@@ -48,7 +48,12 @@ pub fn classify(content_type: Option<&str>) -> Declared {
     }
 }
 
+/// Returns whether a type is archived. SVG is excluded: it is a document that
+/// can carry scripts, and the provider's results are raster images and videos.
 fn is_media(mime: &str) -> bool {
+    if mime == "image/svg+xml" {
+        return false;
+    }
     let valid_token = |s: &str| {
         !s.is_empty()
             && s.bytes()
@@ -103,6 +108,10 @@ pub fn sniff(head: &[u8]) -> Option<MediaType> {
 /// Decides the stored type and extension: the extension comes from the
 /// Content-Type, else from the URL's extension, else from the magic bytes.
 /// Returns `None` when the body is not an image or video.
+///
+/// NOTE: a declared `image/*` or `video/*` type is trusted without checking
+/// the magic bytes, so a source that labels another body `image/png` is
+/// archived as a PNG.
 pub fn resolve(declared: &Declared, url: &url::Url, head: &[u8]) -> Option<MediaType> {
     match declared {
         Declared::Media { mime } => {
@@ -155,6 +164,12 @@ mod tests {
             classify(Some("image/")),
             Declared::Rejected {
                 mime: "image/".into()
+            }
+        );
+        assert_eq!(
+            classify(Some("image/svg+xml")),
+            Declared::Rejected {
+                mime: "image/svg+xml".into()
             }
         );
     }
