@@ -16,7 +16,7 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use crate::callback::{Callback, CallbackError, CallbackLimits};
-use crate::config::TransferConfig;
+use crate::config::{ArchiverConfig, TransferConfig};
 use crate::fetch::{FetchError, Fetcher};
 use crate::keys::KeyLayout;
 use crate::manifest::{
@@ -132,6 +132,25 @@ impl Archiver {
             provider,
             metrics,
         })
+    }
+
+    /// Builds an archiver from the loaded configuration. `provider` is the
+    /// client for the URL cross-check, or `None` to skip it.
+    pub fn from_config(
+        config: &ArchiverConfig,
+        client: aws_sdk_s3::Client,
+        provider: Option<ProviderClient>,
+        metrics: Metrics,
+    ) -> Result<Self, reqwest::Error> {
+        Self::new(
+            Store::new(client, config.storage.bucket.clone()),
+            config.storage.layout.clone(),
+            config.limits,
+            config.transfer,
+            config.sources.clone(),
+            provider,
+            metrics,
+        )
     }
 
     pub fn layout(&self) -> &KeyLayout {

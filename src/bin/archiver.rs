@@ -10,7 +10,6 @@ use mj_archive::init_error::exit_on_config_error;
 use mj_archive::metrics::Metrics;
 use mj_archive::provider::ProviderClient;
 use mj_archive::report::error_chain;
-use mj_archive::store::Store;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -23,12 +22,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .clone()
         .map(ProviderClient::new)
         .transpose()?;
-    let archiver = Arc::new(Archiver::new(
-        Store::new(client, config.storage.bucket.clone()),
-        config.storage.layout.clone(),
-        config.limits,
-        config.transfer,
-        config.sources.clone(),
+    let archiver = Arc::new(Archiver::from_config(
+        &config,
+        client,
         provider,
         Metrics::from_lambda_env(),
     )?);

@@ -17,7 +17,6 @@ use crate::provider::{ProviderClient, TaskState};
 use crate::report::error_chain;
 use crate::secret::Secret;
 use crate::signature::sign;
-use crate::store::Store;
 use crate::task_id::TaskId;
 
 pub use render::{gallery_html, status_text};
@@ -188,16 +187,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 async fn archiver_from_env() -> Result<Archiver, CliError> {
     let config = ArchiverConfig::from_env(&Env::process())?;
     let client = s3_client_from_env(None).await?;
-    Archiver::new(
-        Store::new(client, config.storage.bucket.clone()),
-        config.storage.layout.clone(),
-        config.limits,
-        config.transfer,
-        config.sources.clone(),
-        None,
-        Metrics::disabled(),
-    )
-    .map_err(CliError::other)
+    Archiver::from_config(&config, client, None, Metrics::disabled()).map_err(CliError::other)
 }
 
 async fn fetch(task_id: TaskId, timeout: u64) -> Result<(), CliError> {
