@@ -114,7 +114,13 @@ impl Settings {
             sweep_bytes: env_number("MJ_BENCH_SWEEP_MIB", pick(8, 32)) * MIB,
             sweep_part_mib: if quick { vec![5, 8] } else { vec![5, 8, 16] },
             sweep_concurrency: if quick { vec![2, 4] } else { vec![2, 4, 8] },
-            release_dir: path_var("MJ_BENCH_RELEASE_DIR", repo.join("target/release")),
+            release_dir: path_var(
+                "MJ_BENCH_RELEASE_DIR",
+                std::env::var_os("CARGO_TARGET_DIR")
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| repo.join("target"))
+                    .join("release"),
+            ),
             venv_bin: path_var("MJ_BENCH_VENV", repo.join(".venv")).join("bin"),
             output: path_var("MJ_BENCH_OUTPUT", repo.join("BENCHMARKS.md")),
             repo,

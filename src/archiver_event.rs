@@ -27,6 +27,21 @@ pub enum EventError {
     },
 }
 
+impl EventError {
+    /// Returns a stable error type for the Runtime API, such as `ArchiveIncomplete`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::NotS3Event(_) => "NotS3Event",
+            Self::Record(_) => "InvalidS3Record",
+            Self::Tasks {
+                source: ArchiveError::Incomplete { .. },
+                ..
+            } => "ArchiveIncomplete",
+            Self::Tasks { .. } => "ArchiveFailed",
+        }
+    }
+}
+
 /// The invocation's result, returned to Lambda as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventSummary {

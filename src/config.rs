@@ -132,23 +132,39 @@ pub struct StorageConfig {
 impl StorageConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let bucket = env.required("BUCKET_NAME", "the name of the S3 bucket")?;
-        if !(3..=63).contains(&bucket.len()) || bucket.contains('/') {
+        if !is_valid_bucket_name(&bucket) {
             return Err(ConfigError {
                 variable: "BUCKET_NAME",
                 value: bucket,
-                expected: "an S3 bucket name of 3 to 63 characters, without '/'".into(),
+                expected: "an S3 bucket name: 3 to 63 lowercase letters, digits, '.' and '-', \
+                           starting and ending with a letter or digit"
+                    .into(),
             });
         }
 
         let prefix = env.get("KEY_PREFIX").unwrap_or_default();
-        let layout = KeyLayout::new(&prefix).map_err(|err| ConfigError {
+        let layout = KeyLayout::new(&prefix).map_err(|_| ConfigError {
             variable: "KEY_PREFIX",
             value: prefix.clone(),
-            expected: err.to_string(),
+            expected: "empty, or up to 512 bytes ending in '/' with no leading '/' and no \
+                       empty, '.' or '..' segment, such as \"midjourney/\""
+                .into(),
         })?;
 
         Ok(Self { bucket, layout })
     }
+}
+
+/// Checks the general-purpose bucket naming rules that matter for building
+/// requests (length, characters, first and last character).
+fn is_valid_bucket_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-';
+    let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (3..=63).contains(&bytes.len())
+        && bytes.iter().all(allowed)
+        && bytes.first().is_some_and(edge)
+        && bytes.last().is_some_and(edge)
 }
 
 fn callback_limits<F: Fn(&str) -> Option<String>>(
@@ -416,6 +432,18 @@ mod tests {
         let err = ReceiverConfig::from_env(&env(&[("BUCKET_NAME", "b-1"), ("KEY_PREFIX", "mj")]))
             .unwrap_err();
         assert_eq!(err.variable, "KEY_PREFIX");
+    }
+
+    #[test]
+    fn bucket_name_rules() {
+        for valid in ["mj-archive-test", "a.b-c", "abc"] {
+            assert!(is_valid_bucket_name(valid), "{valid}");
+        }
+        for invalid in ["Bad_Bucket!", "ab", "-abc", "abc-", "a/b", &"a".repeat(64)] {
+            let err = StorageConfig::from_env(&env(&[("BUCKET_NAME", invalid)])).unwrap_err();
+            assert_eq!(err.variable, "BUCKET_NAME", "{invalid}");
+            assert_eq!(err.value, invalid);
+        }
     }
 
     #[test]

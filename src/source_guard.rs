@@ -35,7 +35,8 @@ pub enum SourceError {
     HostNotAllowed { host: String },
     #[error(
         "address {address} of host {host} is not public (loopback, private, link-local, \
-         shared, multicast, reserved or unspecified); set ALLOW_PRIVATE_SOURCES=true only for local runs"
+         shared, multicast, reserved or unspecified); only a local run may set \
+         ALLOW_PRIVATE_SOURCES=true, which allows loopback and private addresses"
     )]
     NonPublicAddress { host: String, address: IpAddr },
     #[error("host {host} did not resolve to any address")]
@@ -45,7 +46,9 @@ pub enum SourceError {
 /// The policy for result URLs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourcePolicy {
-    /// Allow loopback and private addresses, and plain `http`; for local runs and tests.
+    /// Allow loopback and private (RFC 1918, unique local) addresses, and
+    /// plain `http`; for local runs and tests. Link-local (cloud metadata),
+    /// shared, multicast, reserved and unspecified addresses stay rejected.
     pub allow_private: bool,
     /// Allow plain `http` to public addresses.
     pub allow_http: bool,
@@ -107,7 +110,7 @@ impl SourcePolicy {
 
     /// Checks one address a host resolved to, or an IP-literal host.
     pub fn check_ip(&self, host: &str, address: IpAddr) -> Result<(), SourceError> {
-        if self.allow_private || is_public(address) {
+        if is_public(address) || (self.allow_private && is_loopback_or_private(address)) {
             Ok(())
         } else {
             Err(SourceError::NonPublicAddress {
@@ -176,6 +179,18 @@ pub fn is_public(address: IpAddr) -> bool {
     match address {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+/// Returns whether an address is loopback or private (10/8, 172.16/12,
+/// 192.168/16, fc00::/7), also in its IPv4-mapped IPv6 form.
+fn is_loopback_or_private(address: IpAddr) -> bool {
+    match address {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.is_loopback() || v4.is_private(),
+            None => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+        },
     }
 }
 
@@ -363,6 +378,24 @@ mod tests {
         };
 
         assert!(policy.check_url("http://127.0.0.1:8080/x.png").is_ok());
+        assert!(policy.check_url("http://10.1.2.3/x.png").is_ok());
+        assert!(policy.check_url("http://[::ffff:127.0.0.1]/x.png").is_ok());
+        for still_rejected in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fe80::1]/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://100.64.0.1/",
+            "http://0.0.0.0/",
+            "http://224.0.0.1/",
+        ] {
+            assert!(
+                matches!(
+                    policy.check_url(still_rejected),
+                    Err(SourceError::NonPublicAddress { .. })
+                ),
+                "{still_rejected}"
+            );
+        }
     }
 
     #[test]

@@ -450,10 +450,16 @@ async fn archiver_handles_s3_events() {
         .invoke(json!({"detail-type": "Scheduled Event", "detail": {}}))
         .await;
     match &not_s3 {
-        Invocation::Error { error_message, .. } => assert!(
-            error_message.contains("event is not an S3 event notification"),
-            "{error_message}"
-        ),
+        Invocation::Error {
+            error_type,
+            error_message,
+        } => {
+            assert_eq!(error_type, "NotS3Event");
+            assert!(
+                error_message.contains("event is not an S3 event notification"),
+                "{error_message}"
+            );
+        }
         other => panic!("expected an error invocation, got {other:?}"),
     }
 
@@ -545,7 +551,11 @@ async fn archiver_stops_before_deadline() {
     let elapsed = started.elapsed();
 
     match &outcome {
-        Invocation::Error { error_message, .. } => {
+        Invocation::Error {
+            error_type,
+            error_message,
+        } => {
+            assert_eq!(error_type, "ArchiveIncomplete");
             assert!(
                 error_message.contains("task mj_slow_1: 1 of 1 results are not archived yet"),
                 "{error_message}"

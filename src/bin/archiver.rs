@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use mj_archive::archive::Archiver;
 use mj_archive::archiver_event::{deadline_instant, handle_event};
 use mj_archive::config::{s3_client_from_env, ArchiverConfig, Env};
@@ -35,7 +35,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let deadline = deadline_instant(event.context.deadline());
             handle_event(&archiver, event.payload, deadline)
                 .await
-                .map_err(|err| lambda_runtime::Error::from(error_chain(&err)))
+                .map_err(|err| Diagnostic {
+                    error_type: err.error_type().to_owned(),
+                    error_message: error_chain(&err),
+                })
         }
     }))
     .await

@@ -25,7 +25,13 @@ pub use render::{gallery_html, status_text};
 ///
 /// Reads BUCKET_NAME and KEY_PREFIX like the functions do, and the provider's
 /// API settings PROVIDER_API_KEY and PROVIDER_API_BASE_URL for `fetch`. The
-/// S3 endpoint and credentials come from the AWS SDK's usual environment.
+/// S3 endpoint and credentials come from the AWS SDK's usual environment
+/// (S3_FORCE_PATH_STYLE=true for a local S3 server). `fetch` and `replay`
+/// obey the archiver's settings, such as ALLOWED_SOURCE_HOSTS and
+/// ALLOW_PRIVATE_SOURCES. MJ_ARCHIVE_LOG sets the log filter (default info).
+///
+/// Exit status: 0 success; 1 error, or results not archived; 2 invalid
+/// settings or arguments; 3 task still generating; 4 task failed at the provider.
 #[derive(Debug, Parser)]
 #[command(name = "mj-archive", version)]
 pub struct Cli {
@@ -37,6 +43,7 @@ pub struct Cli {
 enum Command {
     /// Archive a task from the provider's task-details API (for a missed callback, or for polling).
     Fetch {
+        /// The provider's task id, e.g. mj_task_12345.
         task_id: String,
         /// Seconds the whole archive may take.
         #[arg(long, default_value_t = 900)]
@@ -44,6 +51,7 @@ enum Command {
     },
     /// Re-run the archive of a stored callback; results already archived are reused.
     Replay {
+        /// The provider's task id, e.g. mj_task_12345.
         task_id: String,
         /// Seconds the whole archive may take.
         #[arg(long, default_value_t = 900)]
@@ -51,6 +59,7 @@ enum Command {
     },
     /// Print a task's manifest as a readable summary.
     Status {
+        /// The provider's task id, e.g. mj_task_12345.
         task_id: String,
         /// Print the manifest JSON instead.
         #[arg(long)]
@@ -58,6 +67,7 @@ enum Command {
     },
     /// Write an HTML page with the prompt and presigned links to each result.
     Gallery {
+        /// The provider's task id, e.g. mj_task_12345.
         task_id: String,
         /// Output file (default: <taskId>.html).
         #[arg(short = 'o', long = "output")]
@@ -68,9 +78,11 @@ enum Command {
     },
     /// Print the provider's signature headers for a task, to test a deployment with curl.
     Sign {
-        /// HMAC key (the provider's webhook key); defaults to WEBHOOK_HMAC_KEY.
+        /// HMAC key (the provider's webhook key). Prefer setting WEBHOOK_HMAC_KEY:
+        /// an argument shows in `ps` and in shell history.
         #[arg(long, env = "WEBHOOK_HMAC_KEY", hide_env_values = true)]
-        key: String,
+        key: Option<String>,
+        /// Task id to sign; it must match the taskId of the body you send.
         #[arg(long)]
         task_id: String,
         /// Unix seconds (default: now).
@@ -88,6 +100,8 @@ pub enum CliError {
     TaskId(#[from] crate::task_id::TaskIdError),
     #[error("PROVIDER_API_KEY is not set; `fetch` needs the provider's API key")]
     MissingProviderKey,
+    #[error("no HMAC key: set WEBHOOK_HMAC_KEY (or pass --key) to the key the receiver checks")]
+    MissingHmacKey,
     #[error("task {0} is still generating at the provider; run `mj-archive fetch {0}` again when it is done")]
     StillGenerating(TaskId),
     #[error("task {task_id} failed at the provider (successFlag {flag}): {message}; there is nothing to archive")]
@@ -122,7 +136,9 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Config(_) | Self::TaskId(_) | Self::MissingProviderKey => 2,
+            Self::Config(_) | Self::TaskId(_) | Self::MissingProviderKey | Self::MissingHmacKey => {
+                2
+            }
             Self::StillGenerating(_) => 3,
             Self::ProviderFailed { .. } => 4,
             _ => 1,
@@ -152,6 +168,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             task_id,
             timestamp,
         } => {
+            let key = key
+                .filter(|key| !key.is_empty())
+                .ok_or(CliError::MissingHmacKey)?;
             let task_id = TaskId::parse(&task_id)?;
             let timestamp = timestamp.unwrap_or_else(|| {
                 SystemTime::now()
