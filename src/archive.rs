@@ -8,7 +8,6 @@
 //! the invocation so that Lambda retries it.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use backon::BackoffBuilder as _;
 use bytes::BytesMut;
@@ -240,7 +239,7 @@ impl Archiver {
             .as_ref()
             .filter(|m| m.status.is_settled() && !options.force)
         {
-            tracing::info!(task_id = %task_id, status = ?previous.status, "task already archived; nothing to do");
+            tracing::info!(task_id = %task_id, status = previous.status.as_str(), "task already archived; nothing to do");
             return Ok(previous.clone());
         }
 
@@ -316,7 +315,7 @@ impl Archiver {
             .count();
         tracing::info!(
             task_id = %task_id,
-            status = ?manifest.status,
+            status = manifest.status.as_str(),
             results = manifest.results.len(),
             pending,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -621,6 +620,3 @@ fn upload_failure(err: UploadError) -> ResultFailure {
     };
     failure(kind, error_chain(&err))
 }
-
-/// Shares one archiver between invocations.
-pub type SharedArchiver = Arc<Archiver>;
