@@ -30,7 +30,7 @@ use crate::store::{ObjectAttributes, Store, StoreError};
 use crate::task_id::TaskId;
 use crate::upload::{UploadError, Uploader};
 
-/// Where a task's callback came from, as recorded in the manifest.
+/// Origin of a task's callback, as recorded in the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskSource {
     /// The stored `callback.json`.
@@ -331,9 +331,9 @@ impl Archiver {
         Ok(manifest)
     }
 
-    /// The URLs the provider's API lists for the task, when a provider API
-    /// key is configured; the signature does not cover the body, so this is
-    /// the only check that the URLs are the provider's.
+    /// Asks the provider's API which URLs belong to the task, when a provider
+    /// API key is configured. The signature does not cover the body, so this
+    /// is the only check that the URLs are the provider's.
     async fn confirmed_urls(
         &self,
         callback: &Callback,
@@ -470,7 +470,7 @@ impl Archiver {
         }
     }
 
-    /// One attempt: GET the source, decide the type, stream it into S3.
+    /// Runs one attempt: GET the source, decide the type, stream it into S3.
     async fn fetch_and_store(
         &self,
         task_id: &TaskId,

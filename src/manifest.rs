@@ -40,7 +40,7 @@ impl ArchiveStatus {
     }
 }
 
-/// Why one result was not archived.
+/// Reason one result was not archived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
@@ -50,7 +50,7 @@ pub enum FailureKind {
     Refused,
     /// The provider's task details do not list this URL.
     NotConfirmed,
-    /// The source answered with a 4xx status.
+    /// The source returned a 4xx status.
     HttpStatus,
     /// The body is not an image or video.
     NotMedia,
@@ -136,7 +136,7 @@ pub struct Manifest {
     pub provider_msg: Option<String>,
     /// `promptJson` parsed as JSON, or the raw string when it is not JSON.
     pub prompt: Option<serde_json::Value>,
-    /// Where the task came from: `callback` or `provider_api`.
+    /// Origin of the task: `callback` or `provider_api`.
     pub source: String,
     pub results: Vec<ResultEntry>,
     /// RFC 3339 time of this write.
@@ -161,7 +161,7 @@ impl Manifest {
     }
 }
 
-/// The current time as RFC 3339 with seconds, UTC.
+/// Formats the current time as RFC 3339, UTC.
 pub fn now_rfc3339() -> String {
     use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
     DateTime::from(std::time::SystemTime::now())
