@@ -107,6 +107,24 @@ impl Store {
         }
     }
 
+    /// Wraps a failure that has no S3 response (a body read, a missing field,
+    /// a presigning setting), so it has no status or error code.
+    fn local_error(
+        &self,
+        operation: &'static str,
+        key: &str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    ) -> StoreError {
+        StoreError {
+            operation,
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            status: None,
+            code: None,
+            source,
+        }
+    }
+
     /// Writes `body` only if `key` does not exist yet (`If-None-Match: *`), so
     /// a duplicate changes nothing.
     pub async fn create_if_absent(
@@ -162,14 +180,11 @@ impl Store {
             }
             Err(err) => return Err(self.error("GetObject", key, err)),
         };
-        let body = output.body.collect().await.map_err(|err| StoreError {
-            operation: "GetObject",
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            status: None,
-            code: None,
-            source: Box::new(err),
-        })?;
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|err| self.local_error("GetObject", key, Box::new(err)))?;
         Ok(Some(body.into_bytes()))
     }
 
@@ -235,13 +250,12 @@ impl Store {
             .send()
             .await
             .map_err(|err| self.error("CreateMultipartUpload", key, err))?;
-        output.upload_id.ok_or_else(|| StoreError {
-            operation: "CreateMultipartUpload",
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            status: None,
-            code: None,
-            source: "S3 returned no upload id".into(),
+        output.upload_id.ok_or_else(|| {
+            self.local_error(
+                "CreateMultipartUpload",
+                key,
+                "S3 returned no upload id".into(),
+            )
         })
     }
 
@@ -331,14 +345,8 @@ impl Store {
 
     /// Creates a presigned GET URL valid for `expires_in`.
     pub async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError> {
-        let config = PresigningConfig::expires_in(expires_in).map_err(|err| StoreError {
-            operation: "presign GetObject",
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            status: None,
-            code: None,
-            source: Box::new(err),
-        })?;
+        let config = PresigningConfig::expires_in(expires_in)
+            .map_err(|err| self.local_error("presign GetObject", key, Box::new(err)))?;
         let request = self
             .client
             .get_object()
