@@ -357,7 +357,7 @@ impl Archiver {
         manifest: &Manifest,
     ) -> Result<(), StoreError> {
         let key = self.layout.manifest_key(task_id);
-        // Serializing plain structs with string keys cannot fail.
+        // serde_json fails only on non-string map keys or a failing Serialize impl, and a Manifest has neither.
         let body = serde_json::to_vec_pretty(manifest).expect("a manifest always serializes");
         let attributes = ObjectAttributes {
             content_type: "application/json".into(),

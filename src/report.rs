@@ -1,5 +1,5 @@
 //! Rendering of an error with its whole `source()` chain, for logs, HTTP
-//! answers and the command line, where only one string can be shown.
+//! responses and the command line, where only one string can be shown.
 
 use std::error::Error;
 use std::fmt::Write as _;

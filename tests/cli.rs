@@ -397,7 +397,7 @@ async fn fetch_large_result_reports_progress() {
     assert_eq!(sha256_hex(&stored), generated_sha256(len, 0));
 }
 
-/// The value of `name=value` in a tracing text line.
+/// Returns the value of `name=value` in a tracing text line.
 fn field_value<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     let pattern = format!("{name}=");
     let start = line.find(&pattern)? + pattern.len();
@@ -680,7 +680,7 @@ async fn gallery_links_download_archived_bytes() {
     );
 }
 
-/// The `href` of every `<a>` element, with `&amp;` turned back into `&`.
+/// Returns the `href` of every `<a>` element, with `&amp;` turned back into `&`.
 fn anchor_links(html: &str) -> Vec<String> {
     html.split("<a href=\"")
         .skip(1)
@@ -708,7 +708,7 @@ const SIGN_ARGS: [&str; 5] = [
     "--timestamp",
     "1700000000",
 ];
-/// The known answer for `test_webhook_hmac_key`, `mj_task_12345` and
+/// The known-answer signature for `test_webhook_hmac_key`, `mj_task_12345` and
 /// 1700000000; `events/apigw-http-success.json` carries the same signature.
 const SIGN_OUTPUT: &str = "X-Webhook-Timestamp: 1700000000\n\
                            X-Webhook-Signature: iJevCZ4VzMVEvJeXclTfHd5SXWsbVx0bs6b2d5frLhg=\n";

@@ -554,7 +554,7 @@ async fn killed_archiver_leaves_no_object_and_rerun_completes() {
     let len = 12 * MIB as u64 + 777;
     let body = Bytes::from(generated_bytes(len, 11));
     let script_body = body.clone();
-    // The first answer stalls after one part's worth plus a little, so the
+    // The first response stalls after one part's worth plus a little, so the
     // archiver has uploaded part 1 and waits for more when it is killed.
     let origin = ScriptedOrigin::start(move |request| Plan {
         body: script_body.clone(),

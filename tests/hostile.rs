@@ -698,7 +698,7 @@ async fn hostile_callbacks_and_urls_get_exact_outcomes() {
         ]
     );
 
-    // Archiver that may reach the local origin: answers that are not media.
+    // Archiver that may reach the local origin: responses that are not media.
     let local = archiver(
         &s3,
         SourcePolicy {

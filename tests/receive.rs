@@ -61,7 +61,7 @@ fn body_json(response: &Response<Body>) -> Value {
     serde_json::from_slice(response.body().as_ref()).expect("answer body is JSON")
 }
 
-/// An HTTP API event carrying `body`, signed for `task_id` at `timestamp`.
+/// Builds an HTTP API event carrying `body`, signed for `task_id` at `timestamp`.
 fn signed_event(body: &Value, task_id: &str, timestamp: u64) -> Value {
     let mut event = fixture("apigw-http-success.json");
     event["body"] = json!(body.to_string());

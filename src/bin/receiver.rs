@@ -12,7 +12,7 @@ use mj_archive::metrics::Metrics;
 use mj_archive::receive::Receiver;
 use mj_archive::store::Store;
 
-/// The provider waits 15 s for an answer; S3 gets well under that, so a slow
+/// The provider waits 15 s for a response. S3 gets well under that, so a slow
 /// S3 ends in a 5xx the provider retries, not in the provider's timeout.
 fn s3_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()

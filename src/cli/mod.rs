@@ -201,8 +201,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// An archiver built from the environment, without the provider cross-check
-/// (`fetch` takes the URLs from the provider already).
+/// Builds an archiver from the environment, without the provider cross-check,
+/// because `fetch` takes the URLs from the provider already.
 async fn archiver_from_env() -> Result<Archiver, CliError> {
     let config = ArchiverConfig::from_env(&Env::process())?;
     let client = s3_client_from_env(None).await?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::manifest::Manifest;
 
-/// A readable summary of a manifest.
+/// Renders a manifest as a readable summary.
 pub fn status_text(manifest: &Manifest, bucket: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "task      {}", manifest.task_id);
@@ -56,7 +56,7 @@ pub fn status_text(manifest: &Manifest, bucket: &str) -> String {
     out
 }
 
-/// The prompt text: `prompt` of a parsed `promptJson`, or the raw string.
+/// Returns the prompt text: `prompt` of a parsed `promptJson`, or the raw string.
 fn prompt_text(manifest: &Manifest) -> Option<String> {
     match manifest.prompt.as_ref()? {
         serde_json::Value::String(text) => Some(text.clone()),
@@ -98,8 +98,8 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// A standalone HTML page: the prompt and each result with its presigned
-/// link (`links[i]` belongs to `manifest.results[i]`; `None` for a failed one).
+/// Renders a standalone HTML page with the prompt and each result's presigned
+/// link. `links[i]` belongs to `manifest.results[i]` and is `None` for a failed one.
 pub fn gallery_html(manifest: &Manifest, links: &[Option<String>], expires: Duration) -> String {
     let title = format!("Midjourney task {}", manifest.task_id);
     let mut out = String::new();
